@@ -1,0 +1,77 @@
+"""edgecnn: take a Keras image CNN to a fast, verified ONNX model on the edge.
+
+The runtime (``Classifier``) needs only numpy, onnxruntime and Pillow. Heavier entry points
+(``export_keras``, ``quantize``, ``compare``, ``run_benchmark``) load on first use, so importing
+edgecnn never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from edgecnn._version import __version__
+from edgecnn.errors import (
+    AccuracyBudgetError,
+    BenchGateError,
+    CheckFailed,
+    EdgeCNNError,
+    ExportError,
+    ImageError,
+    InputError,
+    MetadataError,
+    MissingDependencyError,
+    ModelError,
+    ModelFormatError,
+    ModelNotFoundError,
+    ParityError,
+    ProviderError,
+    QuantizeError,
+    UnsafeModelError,
+    UsageError,
+)
+from edgecnn.runtime import Classifier, ModelMetadata, Prediction, Provider, read_metadata
+
+# name -> module holding it; resolved on first attribute access (PEP 562), like tf2onnx/__init__.py
+_LAZY = {
+    "export_keras": "edgecnn.export",
+    "ExportConfig": "edgecnn.export",
+    "quantize": "edgecnn.quantize",
+    "QuantizeConfig": "edgecnn.quantize",
+    "compare": "edgecnn.parity",
+    "run_benchmark": "edgecnn.bench",
+    "BenchConfig": "edgecnn.bench",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'edgecnn' has no attribute {name!r}")
+
+
+__all__ = [
+    "AccuracyBudgetError",
+    "BenchGateError",
+    "CheckFailed",
+    "Classifier",
+    "EdgeCNNError",
+    "ExportError",
+    "ImageError",
+    "InputError",
+    "MetadataError",
+    "MissingDependencyError",
+    "ModelError",
+    "ModelFormatError",
+    "ModelMetadata",
+    "ModelNotFoundError",
+    "ParityError",
+    "Prediction",
+    "Provider",
+    "ProviderError",
+    "QuantizeError",
+    "UnsafeModelError",
+    "UsageError",
+    "__version__",
+    "read_metadata",
+]

@@ -1,0 +1,98 @@
+"""Atomic file writes and hashing: an interrupted command never leaves a half-written artefact.
+
+Everything edgecnn writes (models, reports, result files) goes to a temporary file in the target's
+folder, is fsync'ed, then renamed over the target with ``os.replace``. Stdlib only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+TMP_PREFIX = ".edgecnn-tmp-"
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; on success it replaces ``target`` atomically.
+
+    For libraries that write by path (``onnx.save``, ``keras.Model.save``). On any exception,
+    including KeyboardInterrupt, the temporary file is removed and ``target`` is left as it was.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=suffix or target.suffix, dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        if tmp.is_file():
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            if tmp.is_dir():
+                import shutil
+
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def atomic_write(target: str | Path, mode: str = "wb", **open_kwargs: Any) -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``target`` for writing; rename it over ``target`` on success."""
+    with atomic_path(target) as tmp, open(tmp, mode, **open_kwargs) as fh:
+        yield fh
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def write_bytes_atomic(target: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` atomically."""
+    with atomic_write(target, "wb") as fh:
+        fh.write(data)
+
+
+def write_text_atomic(target: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``target`` atomically."""
+    with atomic_write(target, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def variant_path(model: str | Path, variant: str) -> Path:
+    """The one place artefact names are derived: ``m.onnx`` + ``int8`` -> ``m.int8.onnx``."""
+    model = Path(model)
+    stem = model.name[: -len(".onnx")] if model.name.endswith(".onnx") else model.stem
+    return model.with_name(f"{stem}.{variant}.onnx")

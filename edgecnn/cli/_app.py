@@ -1,0 +1,79 @@
+"""The typer app and the CLI's single error boundary; command modules register on ``app``.
+
+Command modules import only typer, enums and ``edgecnn.errors`` at module level; each command imports
+its library function inside its body, so ``edgecnn --help`` stays fast and TensorFlow-free.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+
+from edgecnn.errors import EdgeCNNError
+
+app = typer.Typer(
+    name="edgecnn",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+    help="Take a Keras image CNN to a fast, verified ONNX model: train, export, quantize, parity, bench, classify.",
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("EDGECNN_DEBUG", "") not in ("", "0")
+
+
+def exits_on_error(func: F) -> F:
+    """Turn an EdgeCNNError into one line on stderr and its exit code (EDGECNN_DEBUG=1 re-raises)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except EdgeCNNError as err:
+            if debug_enabled():
+                raise
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(err.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks (same as EDGECNN_DEBUG=1)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details to stderr."),
+) -> None:
+    if debug:
+        os.environ["EDGECNN_DEBUG"] = "1"
+    import logging
+
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def parse_ints(text: str, option: str = "--batch") -> tuple[int, ...]:
+    """'1,8,32' -> (1, 8, 32), with a usage error naming the option."""
+    from edgecnn.errors import UsageError
+
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise UsageError(f"{option}: expected comma-separated integers, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise UsageError(f"{option}: expected positive integers, got {text!r}")
+    return values

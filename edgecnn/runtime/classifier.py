@@ -1,0 +1,218 @@
+"""The Classifier facade: a few lines to classify images with an exported model, no TensorFlow needed.
+
+Thread-safe: onnxruntime sessions may be run from several threads at once, and the Classifier keeps
+no per-call state. Example::
+
+    from edgecnn import Classifier
+
+    clf = Classifier("exported/mnist-cnn.onnx")
+    pred = clf.predict("digit.png")
+    print(pred.label, pred.score)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from edgecnn.errors import InputError
+from edgecnn.runtime.images import load_image
+from edgecnn.runtime.metadata import ModelMetadata
+from edgecnn.runtime.postprocess import to_probabilities, top_k
+from edgecnn.runtime.preprocess import check_batch, image_to_pixels, pixels_to_input
+from edgecnn.runtime.providers import Provider
+from edgecnn.runtime.session import SessionSettings, create_session
+
+ImageLike = str | Path | Image.Image | np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """One answer: the best label, its probability, and the top-k."""
+
+    label: str
+    score: float
+    index: int
+    top_k: tuple[tuple[str, float], ...]
+    probabilities: np.ndarray
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "score": self.score,
+            "index": self.index,
+            "top_k": [{"label": lab, "score": s} for lab, s in self.top_k],
+        }
+
+
+class Classifier:
+    """Classify images with an edgecnn-exported ONNX model.
+
+    Args:
+        path: the ``.onnx`` file (with edgecnn metadata; see ``edgecnn info``).
+        provider: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``tensorrt``.
+        threads: intra-op threads; None lets onnxruntime use all physical cores.
+        batch_size: large inputs are run in chunks of this many samples.
+        allow_fallback: run on what is available instead of raising ProviderError.
+        settings: full session settings (overrides ``threads``).
+
+    Raises:
+        ModelError: missing, malformed, unsafe model, or no/invalid edgecnn metadata.
+        ProviderError: the provider asked for is not available.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        provider: Provider | str = Provider.auto,
+        threads: int | None = None,
+        *,
+        batch_size: int = 64,
+        allow_fallback: bool = False,
+        settings: SessionSettings | None = None,
+    ) -> None:
+        self.path = Path(path)
+        settings = settings or SessionSettings(threads=threads)
+        self.session = create_session(self.path, provider, settings, allow_fallback=allow_fallback)
+        self.metadata = _read_metadata(self.session, self.path)
+        self.batch_size = max(1, int(batch_size))
+        self._input_name = self.session.get_inputs()[0].name
+        self._output_names = [self.session.get_outputs()[0].name]
+        self._k = min(5, self.metadata.num_classes)
+
+    # -- properties -------------------------------------------------------------------------------
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.metadata.labels
+
+    @property
+    def providers(self) -> list[str]:
+        """Execution providers the session really uses, best first."""
+        return list(self.session.get_providers())
+
+    def __repr__(self) -> str:
+        return f"Classifier({str(self.path)!r}, providers={self.providers}, classes={self.metadata.num_classes})"
+
+    # -- the fast path ----------------------------------------------------------------------------
+    def predict_proba(self, batch: np.ndarray) -> np.ndarray:
+        """Probabilities (N, classes) for an already-preprocessed batch in the model's layout."""
+        x = check_batch(batch, self.metadata.input)
+        if len(x) <= self.batch_size:
+            return self._run(x)
+        return np.concatenate([self._run(x[i : i + self.batch_size]) for i in range(0, len(x), self.batch_size)])
+
+    __call__ = predict_proba  # a Classifier is a parity Predictor
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        raw = self.session.run(self._output_names, {self._input_name: x})[0]
+        return to_probabilities(raw, self.metadata.output)
+
+    # -- images -----------------------------------------------------------------------------------
+    def preprocess(self, items: Sequence[ImageLike]) -> np.ndarray:
+        """Images (paths, PIL images or uint8 pixel arrays) -> the model's input batch."""
+        return pixels_to_input(np.stack([self.pixels(item) for item in items]), self.metadata)
+
+    def pixels(self, item: ImageLike) -> np.ndarray:
+        """One image -> uint8 (H, W, C) at the model's size and colour mode."""
+        if isinstance(item, (str, Path)):
+            item = load_image(item)
+        elif isinstance(item, np.ndarray):
+            if item.dtype != np.uint8 or item.ndim not in (2, 3):
+                raise InputError(f"expected a uint8 image array (H, W[, C]), got {item.dtype} {item.shape}")
+            item = Image.fromarray(item if item.ndim == 2 or item.shape[2] != 1 else item[:, :, 0])
+        elif not isinstance(item, Image.Image):
+            raise InputError(f"cannot classify a {type(item).__name__}: give a path, PIL image or numpy array")
+        return image_to_pixels(item, self.metadata)
+
+    def predict(self, inputs: ImageLike | Sequence[ImageLike], top_k: int = 5) -> Prediction | list[Prediction]:
+        """Classify one input or a batch.
+
+        A path, PIL image, uint8 image array (H, W[, C]) or one preprocessed float sample gives one
+        Prediction; a list of those, a uint8 batch (N, H, W[, C]) or a float batch in the model's
+        layout gives a list. Float arrays are taken as already preprocessed.
+        """
+        single, batch = self._as_batch(inputs)
+        probs = np.concatenate(
+            [self.predict_proba(batch[i : i + self.batch_size]) for i in range(0, len(batch), self.batch_size)]
+        )
+        preds = self.decode(probs, top_k)
+        return preds[0] if single else preds
+
+    def decode(self, probs: np.ndarray, k: int = 5) -> list[Prediction]:
+        """Probabilities -> Predictions with labels."""
+        idx, scores = top_k(probs, k)
+        labels = self.metadata.labels
+        return [
+            Prediction(
+                label=labels[int(i[0])],
+                score=float(s[0]),
+                index=int(i[0]),
+                top_k=tuple((labels[int(a)], float(b)) for a, b in zip(i, s, strict=True)),
+                probabilities=p,
+            )
+            for i, s, p in zip(idx, scores, probs, strict=True)
+        ]
+
+    def _as_batch(self, inputs: Any) -> tuple[bool, np.ndarray]:
+        spec = self.metadata.input
+        if isinstance(inputs, np.ndarray):
+            if inputs.dtype.kind == "f":
+                single = inputs.shape == spec.sample_shape
+                return single, check_batch(inputs, spec)
+            if inputs.dtype == np.uint8:
+                # (H, W) or (H, W, 1|3|4) is one image; (N, H, W) and (N, H, W, C) are batches
+                single = inputs.ndim == 2 or (inputs.ndim == 3 and inputs.shape[-1] in (1, 3, 4))
+                items: list[Any] = [inputs] if single else list(inputs)
+                return single, self.preprocess(items)
+            raise InputError(f"expected float (preprocessed) or uint8 (pixels) arrays, got {inputs.dtype}")
+        if isinstance(inputs, (str, Path, Image.Image)):
+            return True, self.preprocess([inputs])
+        if isinstance(inputs, Iterable):
+            items = list(inputs)
+            if not items:
+                raise InputError("nothing to classify: the input list is empty")
+            return False, self.preprocess(items)
+        raise InputError(f"cannot classify a {type(inputs).__name__}")
+
+    def iter_predict(self, items: Iterable[ImageLike], top_k: int = 5) -> Iterator[Prediction]:
+        """Predict lazily over a long iterable, one batch at a time."""
+        chunk: list[ImageLike] = []
+        for item in items:
+            chunk.append(item)
+            if len(chunk) == self.batch_size:
+                yield from self.predict(chunk, top_k)  # type: ignore[misc]
+                chunk = []
+        if chunk:
+            yield from self.predict(chunk, top_k)  # type: ignore[misc]
+
+
+def _read_metadata(session: Any, path: Path) -> ModelMetadata:
+    from edgecnn.errors import MetadataError
+
+    props = dict(session.get_modelmeta().custom_metadata_map)
+    try:
+        return ModelMetadata.from_props(props)
+    except MetadataError as err:
+        raise MetadataError(f"{path}: {err}", path=path) from err
+
+
+def read_metadata(path: str | Path) -> ModelMetadata:
+    """The edgecnn metadata of an ONNX file, without creating a session."""
+    import onnx
+
+    from edgecnn.runtime.session import check_model_file
+
+    checked = check_model_file(path)
+    model = onnx.load(str(checked), load_external_data=False)
+    from edgecnn.errors import MetadataError
+    from edgecnn.runtime.metadata import props_of
+
+    try:
+        return ModelMetadata.from_props(props_of(model))
+    except MetadataError as err:
+        raise MetadataError(f"{path}: {err}", path=path) from err

@@ -1,0 +1,111 @@
+"""Decode image files the way users expect, or raise ImageError naming the file and the problem.
+
+EXIF orientation is applied; the first frame of an animation is used; 16-bit and float images are
+scaled (not clipped) to 8 bits; transparency is composited onto white (the same policy in parity and
+classification); Pillow's decompression-bomb guard stays on and its warning band is an error too.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from edgecnn.errors import ImageError
+
+MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485  # Pillow's default limit
+MAX_FILE_BYTES = 512 * 1024**2
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+def _check_regular_file(path: Path) -> None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file (or a broken link)", path=path) from None
+    except OSError as err:
+        raise ImageError(f"{path}: unreadable ({err.strerror or err})", path=path) from err
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageError(f"{path}: not a regular file", path=path)
+    if st.st_size == 0:
+        raise ImageError(f"{path}: empty file (0 bytes)", path=path)
+    if st.st_size > MAX_FILE_BYTES:
+        raise ImageError(f"{path}: file too large ({st.st_size:,} bytes)", path=path)
+    if not os.access(path, os.R_OK):
+        raise ImageError(f"{path}: permission denied", path=path)
+
+
+def load_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    """Open, fully decode and normalise one image file to mode L, RGB or RGBA (8-bit).
+
+    Raises:
+        ImageError: not an image, truncated, too large (decompression bomb), unreadable, unsupported.
+    """
+    path = Path(path)
+    _check_regular_file(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.width * img.height > max_pixels:
+                    raise ImageError(
+                        f"{path}: too large ({img.width}x{img.height} = {img.width * img.height:,} pixels, "
+                        f"limit {max_pixels:,}); possible decompression bomb",
+                        path=path,
+                    )
+                if getattr(img, "n_frames", 1) > 1:
+                    img.seek(0)
+                img.draft("RGB", (1024, 1024))  # JPEG: decode at a reduced scale when huge (cheap, still > model)
+                img.load()
+                img = ImageOps.exif_transpose(img) or img
+                return to_8bit(img, path)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise ImageError(f"{path}: too large; possible decompression bomb ({err})", path=path) from err
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image (unrecognised format)", path=path) from None
+    except OSError as err:
+        text = str(err)
+        if "truncated" in text.lower() or "image file is" in text.lower():
+            raise ImageError(f"{path}: truncated image ({text})", path=path) from err
+        raise ImageError(f"{path}: cannot decode ({text})", path=path) from err
+    except (ValueError, SyntaxError, EOFError, MemoryError, KeyError, IndexError, TypeError) as err:
+        raise ImageError(f"{path}: cannot decode ({type(err).__name__}: {err})", path=path) from err
+
+
+def to_8bit(img: Image.Image, path: str | Path = "<image>") -> Image.Image:
+    """Convert any Pillow mode to L, RGB or RGBA with 8 bits per channel, scaling high bit depths."""
+    mode = img.mode
+    if mode in ("L", "RGB", "RGBA"):
+        return img
+    if mode in ("1", "P", "PA", "LA", "CMYK", "YCbCr", "LAB", "HSV", "La", "RGBa", "RGBX"):
+        has_alpha = mode in ("PA", "LA", "La", "RGBa") or (mode == "P" and "transparency" in img.info)
+        return img.convert("RGBA" if has_alpha else ("L" if mode == "1" else "RGB"))
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        if mode.startswith("I;16"):
+            arr = arr / 257.0
+        elif mode == "I":
+            arr = arr / 257.0 if arr.max(initial=0) > 255 else arr
+        else:  # float images: 0..1 if they look normalised, else clip to 0..255
+            arr = arr * 255.0 if arr.size and np.nanmax(arr) <= 1.0 else arr
+        arr = np.nan_to_num(arr, nan=0.0, posinf=255.0, neginf=0.0)
+        return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
+    raise ImageError(f"{path}: unsupported image mode {mode!r}", path=path)
+
+
+def to_color_mode(img: Image.Image, color_mode: str) -> Image.Image:
+    """L or RGB; transparency is composited onto white."""
+    img = to_8bit(img)
+    if img.mode == "RGBA":
+        background = Image.new("RGB", img.size, (255, 255, 255))
+        background.paste(img, mask=img.getchannel("A"))
+        img = background
+    if img.mode != color_mode:
+        img = img.convert(color_mode)
+    return img

@@ -1,0 +1,38 @@
+"""Raw model outputs -> probabilities and top-k, by the output kind the metadata declares."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgecnn.errors import ModelError
+from edgecnn.runtime.metadata import OutputKind
+
+
+def to_probabilities(raw: np.ndarray, kind: OutputKind) -> np.ndarray:
+    """(N, K) softmax/logits or (N, 1) sigmoid -> (N, classes) float32 probabilities.
+
+    Raises:
+        ModelError: the model produced NaN or Inf (argmax would silently pick class 0).
+    """
+    raw = np.asarray(raw, dtype=np.float32)
+    if raw.ndim == 1:
+        raw = raw[:, None]
+    raw = raw.reshape(raw.shape[0], -1)
+    if not np.isfinite(raw).all():
+        bad = int((~np.isfinite(raw)).any(axis=1).sum())
+        raise ModelError(f"the model produced NaN/Inf outputs for {bad} of {raw.shape[0]} samples")
+    if kind == OutputKind.sigmoid:
+        p = raw[:, :1]
+        return np.concatenate([1.0 - p, p], axis=1)
+    if kind == OutputKind.logits:
+        z = raw - raw.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+    return raw
+
+
+def top_k(probs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and scores of the k best classes per row, best first (stable for ties)."""
+    k = max(1, min(k, probs.shape[1]))
+    idx = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return idx, np.take_along_axis(probs, idx, axis=1)
