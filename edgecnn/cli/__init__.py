@@ -7,7 +7,18 @@ import importlib
 from edgecnn.cli._app import app
 
 # Each module registers its commands on ``app``; they import heavy libraries only inside command bodies.
-_COMMAND_MODULES = ("zoo", "train", "export", "parity", "info", "quantize", "bench", "classify", "demo", "doctor")
+_COMMAND_MODULES = (
+    "zoo",
+    "train",
+    "export",
+    "parity",
+    "info",
+    "quantize",
+    "bench",
+    "classify",
+    "demo",
+    "doctor",
+)
 for _name in _COMMAND_MODULES:
     try:
         importlib.import_module(f"edgecnn.cli.{_name}")

@@ -68,6 +68,8 @@ def to_layout(x: np.ndarray, spec: InputSpec) -> np.ndarray:
         x = np.transpose(x, (0, 3, 1, 2))
     elif spec.layout == Layout.NHW:
         x = x[..., 0]
+    elif spec.layout == Layout.NWC:
+        x = x[:, 0]
     return np.ascontiguousarray(x, dtype=np.dtype(spec.dtype) if spec.dtype != "uint8" else np.float32)
 
 

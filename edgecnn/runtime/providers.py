@@ -96,9 +96,7 @@ def resolve_providers(
     try:
         requested = Provider(requested)
     except ValueError:
-        raise ProviderError(
-            f"unknown provider {requested!r}; choose one of {[p.value for p in Provider]}"
-        ) from None
+        raise ProviderError(f"unknown provider {requested!r}; choose one of {[p.value for p in Provider]}") from None
     warnings: list[str] = []
     if requested == Provider.auto:
         chain = [p for p in (CUDA, CPU) if p in available] or [CPU]  # TensorRT is opt-in: engine builds take minutes

@@ -1,0 +1,207 @@
+"""``export_keras``: Keras model → verified ONNX file with the edgecnn metadata, written atomically."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from edgecnn._fs import atomic_path, sha256_file
+from edgecnn.errors import ExportError, ModelFormatError, UsageError
+from edgecnn.parity.compare import ParityBars, ParityReport, compare
+from edgecnn.runtime.metadata import ModelMetadata, embed_metadata
+
+log = logging.getLogger(__name__)
+DEFAULT_OPSET = 17  # onnxruntime ≥ 1.14 runs it everywhere; tf2onnx's best-tested opset for Keras 3
+EXPORT_DIR = Path("exported")
+
+
+@dataclass(frozen=True, slots=True)
+class ExportConfig:
+    """How to export. ``check`` makes a parity failure raise (exit 4) after the file is written."""
+
+    opset: int = DEFAULT_OPSET
+    check: bool = True
+    parity_samples: int = 256  # real samples (test split) when the data source loads offline
+    parity_data: str | None = None  # data source for the automatic parity check; None: the sidecar's
+    labels: tuple[str, ...] | None = None
+    unsafe: bool = False  # allow .h5 / SavedModel / custom objects (they can run code)
+
+    def __post_init__(self) -> None:
+        if not 13 <= self.opset <= 21:
+            raise UsageError(f"--opset must be between 13 and 21, got {self.opset}")
+        if self.parity_samples < 1:
+            raise UsageError(f"parity_samples must be >= 1, got {self.parity_samples}")
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What export wrote and how well the ONNX file matches Keras."""
+
+    source: str
+    path: Path
+    strategy: str
+    opset: int
+    size_bytes: int
+    sha256: str
+    metadata: ModelMetadata
+    parity: ParityReport
+    random_parity: ParityReport
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.parity.passed and self.random_parity.passed
+
+    def raise_for_failure(self) -> ExportReport:
+        self.parity.raise_for_failure()
+        self.random_parity.raise_for_failure()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "path": str(self.path),
+            "strategy": self.strategy,
+            "opset": self.opset,
+            "size_bytes": self.size_bytes,
+            "sha256": self.sha256,
+            "metadata": self.metadata.to_dict(),
+            "parity": self.parity.to_dict(),
+            "random_parity": self.random_parity.to_dict(),
+            "passed": self.passed,
+            "seconds": self.seconds,
+        }
+
+
+def _load_source_model(src: Any, config: ExportConfig) -> tuple[Any, dict[str, Any], str, str | None]:
+    """(keras model, sidecar, name, sha256 of the file or None)."""
+    from edgecnn.export.keras_io import load_keras, read_sidecar
+
+    if isinstance(src, str) and src.startswith("zoo:"):
+        from edgecnn import zoo
+
+        name = src.removeprefix("zoo:")
+        spec = zoo.get_spec(name)
+        sidecar = {**spec.metadata().to_dict(), "layout": spec.layout.value, "zoo": name, "data": spec.data}
+        sidecar["output"] = spec.output.value
+        return zoo.build(name), sidecar, name, None
+    if hasattr(src, "inputs") and hasattr(src, "layers"):  # a keras.Model object
+        return src, {}, getattr(src, "name", "model"), None
+    path = Path(src)
+    model = load_keras(path, unsafe=config.unsafe)
+    return (
+        model,
+        read_sidecar(path),
+        path.name.removesuffix(path.suffix),
+        sha256_file(path) if path.is_file() else None,
+    )
+
+
+def _versions(opset: int) -> dict[str, Any]:
+    import keras
+    import tensorflow as tf
+    import tf2onnx
+
+    return {
+        "keras": keras.__version__,
+        "tensorflow": tf.__version__,
+        "tf2onnx": tf2onnx.__version__,
+        "opset": opset,
+    }
+
+
+def export_keras(src: Any, dst: str | Path | None = None, config: ExportConfig | None = None) -> ExportReport:
+    """Convert a Keras model (path, ``keras.Model`` or ``"zoo:NAME"``) to ONNX with metadata and parity.
+
+    The file is written atomically, then checked: parity on real test data when the model's data
+    source loads offline (plus random inputs always). With ``config.check`` a failed bar raises
+    ParityError after the file is written (it is still there for inspection).
+
+    Example::
+
+        report = export_keras("runs/mnist-cnn/mnist-cnn.keras", "exported/mnist-cnn.onnx")
+        print(report.parity.summary())
+
+    Raises:
+        ModelError, ExportError, ParityError (with ``check``), MissingDependencyError.
+    """
+    import onnx
+
+    from edgecnn.export.convert import convert
+    from edgecnn.export.keras_io import infer_metadata, keras_predictor
+    from edgecnn.parity.run import sample_inputs
+    from edgecnn.runtime.classifier import Classifier
+
+    config = config or ExportConfig()
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    model, sidecar, name, sha = _load_source_model(src, config)
+    meta = infer_metadata(model, sidecar, list(config.labels) if config.labels else None)
+    source = {**_versions(config.opset), "keras_sha256": sha, "name": name}
+    for key in ("zoo", "data", "test_accuracy"):
+        if key in sidecar:
+            source[key] = sidecar[key]
+    if isinstance(src, (str, Path)) and not str(src).startswith("zoo:"):
+        source["keras_path"] = str(Path(src).resolve())
+    meta = replace(meta, source=source)
+    timings["load"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    converted = convert(model, config.opset)
+    embed_metadata(converted.model, meta)
+    converted.model.producer_name = "edgecnn"
+    try:
+        onnx.checker.check_model(converted.model)
+    except onnx.checker.ValidationError as err:
+        raise ExportError(f"{name}: the converted model fails onnx.checker: {str(err).splitlines()[0]}") from err
+    timings["convert"] = time.perf_counter() - t0
+
+    dst = Path(dst) if dst is not None else EXPORT_DIR / f"{name}.onnx"
+    if dst.suffix.lower() != ".onnx":
+        raise UsageError(f"{dst}: the output must end in .onnx")
+    with atomic_path(dst, suffix=".onnx") as tmp:
+        onnx.save_model(converted.model, str(tmp))
+        onnx_model = Classifier(tmp, provider="cpu")  # the file as written, before it is in place
+        t0 = time.perf_counter()
+        reference = keras_predictor(model, meta.output)
+        data = config.parity_data or _offline_source(sidecar.get("data"))
+        try:
+            x, y, described = sample_inputs(meta, data, limit=config.parity_samples)
+        except Exception as err:  # the data is a bonus here; random inputs still prove parity
+            log.warning("parity data %r unavailable (%s); using random inputs only", data, err)
+            x, y, described = sample_inputs(meta, None)
+        bars = ParityBars.for_mode("fp32")
+        parity = compare(reference, onnx_model, x, y, meta.labels, bars, names=("keras", "onnx"), data=described)
+        xr, _, rdesc = sample_inputs(meta, None, seed=1)
+        random_parity = compare(reference, onnx_model, xr, None, meta.labels, bars, names=("keras", "onnx"), data=rdesc)
+        timings["parity"] = time.perf_counter() - t0
+        del onnx_model
+    report = ExportReport(
+        source=str(src) if not hasattr(src, "layers") else name,
+        path=dst,
+        strategy=converted.strategy,
+        opset=config.opset,
+        size_bytes=dst.stat().st_size,
+        sha256=sha256_file(dst),
+        metadata=meta,
+        parity=parity,
+        random_parity=random_parity,
+        seconds=timings,
+    )
+    if config.check:
+        report.raise_for_failure()
+    return report
+
+
+def _offline_source(data: Any) -> str | None:
+    from edgecnn.data.sources import OFFLINE
+
+    if isinstance(data, str) and (data in OFFLINE or (data.startswith("folder:") and Path(data[7:]).is_dir())):
+        return data
+    return None
+
+
+__all__ = ["ExportConfig", "ExportReport", "ModelFormatError", "export_keras"]
