@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -27,6 +27,9 @@ from edgecnn.runtime.postprocess import to_probabilities, top_k
 from edgecnn.runtime.preprocess import check_batch, image_to_pixels, pixels_to_input
 from edgecnn.runtime.providers import Provider
 from edgecnn.runtime.session import SessionSettings, create_session
+
+if TYPE_CHECKING:
+    from edgecnn.runtime.folder import ClassifyRow
 
 ImageLike = str | Path | Image.Image | np.ndarray
 
@@ -178,6 +181,21 @@ class Classifier:
                 raise InputError("nothing to classify: the input list is empty")
             return False, self.preprocess(items)
         raise InputError(f"cannot classify a {type(inputs).__name__}")
+
+    def classify_paths(self, paths: Iterable[str | Path], **kwargs: Any) -> Iterator[ClassifyRow]:
+        """One row per path, in order, as they come; unreadable files become error rows.
+
+        Keyword arguments: ``top_k``, ``batch_size``, ``workers`` (decode threads).
+        """
+        from edgecnn.runtime.folder import classify_paths
+
+        return classify_paths(self, (str(p) for p in paths), **kwargs)
+
+    def classify_folder(self, folder: str | Path, *, recursive: bool = True, **kwargs: Any) -> Iterator[ClassifyRow]:
+        """One row per non-hidden file under ``folder`` (sorted walk), as they come."""
+        from edgecnn.runtime.folder import classify_folder
+
+        return classify_folder(self, folder, recursive=recursive, **kwargs)
 
     def iter_predict(self, items: Iterable[ImageLike], top_k: int = 5) -> Iterator[Prediction]:
         """Predict lazily over a long iterable, one batch at a time."""

@@ -1,0 +1,321 @@
+"""Classify every file of a folder: one row per file, errors as rows, decode overlapped with inference.
+
+The walk is sorted and deterministic, never follows symlinked folders (no loops), reports unreadable
+folders as rows, and only opens regular files (a FIFO would hang). Decoding and resizing run in a
+thread pool (Pillow releases the GIL) while the main thread runs batches through the session.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import stat
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgecnn.errors import EdgeCNNError, InputError
+
+if TYPE_CHECKING:
+    from edgecnn.runtime.classifier import Classifier
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifyRow:
+    """One file's result: a prediction, or the error that stopped it."""
+
+    path: str
+    label: str | None = None
+    score: float | None = None
+    top_k: tuple[tuple[str, float], ...] = ()
+    error_type: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "label": self.label,
+            "score": self.score,
+            "top_k": [[lab, s] for lab, s in self.top_k],
+            "error_type": self.error_type,
+            "error": self.error,
+        }
+
+
+def walk_files(root: str | Path, recursive: bool = True) -> Iterator[tuple[str, str | None]]:
+    """Yield (path, None) for each non-hidden entry, or (path, error) for folders that cannot be read.
+
+    Sorted for a deterministic order; symlinked folders are not entered (no loops); broken links and
+    special files are yielded so that they become error rows.
+    """
+    root = os.fspath(root)
+    errors: list[OSError] = []
+
+    def onerror(err: OSError) -> None:
+        errors.append(err)
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=onerror, followlinks=False):
+        while errors:
+            err = errors.pop(0)
+            yield os.fspath(err.filename or dirpath), f"unreadable folder ({err.strerror or err})"
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        for d in links:
+            dirnames.remove(d)
+        entries = sorted([*filenames, *links])
+        for name in entries:
+            if not name.startswith("."):
+                yield os.path.join(dirpath, name), None
+        if not recursive:
+            dirnames[:] = []
+    while errors:
+        err = errors.pop(0)
+        yield os.fspath(err.filename or root), f"unreadable folder ({err.strerror or err})"
+
+
+def _decode(clf: Classifier, path: str) -> np.ndarray | EdgeCNNError:
+    try:
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            return InputError(f"{path}: a folder (symbolic link to a folder; not followed)", path=path)
+        return clf.pixels(path)
+    except EdgeCNNError as err:
+        return err
+    except FileNotFoundError:
+        return InputError(f"{path}: no such file (or a broken link)", path=path)
+    except Exception as err:  # the per-file boundary: one bad file must not stop the folder
+        return InputError(f"{path}: {type(err).__name__}: {err}", path=path)
+
+
+def classify_paths(
+    clf: Classifier,
+    paths: Iterable[str | tuple[str, str | None]],
+    *,
+    top_k: int = 5,
+    batch_size: int = 32,
+    workers: int | None = None,
+) -> Iterator[ClassifyRow]:
+    """Rows for ``paths`` in order: decode in a pool, infer in batches, errors become rows."""
+    from edgecnn.runtime.preprocess import pixels_to_input
+
+    workers = workers or min(8, (os.cpu_count() or 2))
+    items = ((p, None) if isinstance(p, (str, os.PathLike)) else p for p in paths)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="edgecnn-decode") as pool:
+        pending: list[tuple[str, Any]] = []
+
+        def flush() -> Iterator[ClassifyRow]:
+            results = [(p, f.result() if hasattr(f, "result") else f) for p, f in pending]
+            good = [(p, r) for p, r in results if isinstance(r, np.ndarray)]
+            preds: dict[str, Any] = {}
+            if good:
+                try:
+                    batch = pixels_to_input(np.stack([r for _, r in good]), clf.metadata)
+                    for (p, _), pred in zip(good, clf.decode(clf.predict_proba(batch), top_k), strict=True):
+                        preds[p] = pred
+                except EdgeCNNError as err:
+                    for p, _ in good:
+                        preds[p] = err
+            for p, r in results:
+                out = preds.get(p, r)
+                if isinstance(out, EdgeCNNError):
+                    yield ClassifyRow(p, error_type=type(out).__name__, error=str(out))
+                else:
+                    yield ClassifyRow(p, label=out.label, score=out.score, top_k=out.top_k)
+
+        for path, walk_error in items:
+            path = os.fspath(path)
+            if walk_error is not None:
+                pending.append((path, InputError(f"{path}: {walk_error}", path=path)))
+            else:
+                pending.append((path, pool.submit(_decode, clf, path)))
+            if len(pending) >= batch_size:
+                yield from flush()
+                pending = []
+        if pending:
+            yield from flush()
+
+
+def classify_folder(
+    clf: Classifier, folder: str | Path, *, recursive: bool = True, **kwargs: Any
+) -> Iterator[ClassifyRow]:
+    """Rows for every non-hidden file under ``folder`` (sorted walk).
+
+    Raises:
+        InputError: ``folder`` is not a readable folder.
+    """
+    if not Path(folder).is_dir():
+        raise InputError(f"{folder}: not a folder", path=folder)
+    return classify_paths(clf, walk_files(folder, recursive), **kwargs)
+
+
+# -- result files ---------------------------------------------------------------------------------
+CSV_FIELDS = ("path", "label", "score", "top_k", "error_type", "error")
+
+
+def _csv_safe(text: str | None) -> str:
+    """Neutralise spreadsheet formulas and keep undecodable file names printable."""
+    if text is None:
+        return ""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8") if _has_surrogates(text) else text
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return False
+    except UnicodeEncodeError:
+        return True
+
+
+def format_row(row: ClassifyRow, fmt: str) -> str:
+    """One output record (CSV line or JSON line), newline-terminated."""
+    if fmt == "jsonl":
+        d = row.to_dict()
+        d["path"] = _csv_safe(row.path) if _has_surrogates(row.path) else row.path
+        return json.dumps(d, ensure_ascii=False) + "\n"
+    buf = io.StringIO()
+    top = ";".join(f"{lab}:{s:.6f}" for lab, s in row.top_k)
+    csv.writer(buf, lineterminator="\n").writerow(
+        [
+            _csv_safe(row.path),
+            _csv_safe(row.label),
+            "" if row.score is None else f"{row.score:.6f}",
+            _csv_safe(top),
+            row.error_type or "",
+            _csv_safe(row.error),
+        ]
+    )
+    return buf.getvalue()
+
+
+def read_done_paths(partial: Path, fmt: str) -> tuple[set[str], int]:
+    """Paths already recorded in a partial output, and the byte length of its intact part.
+
+    A torn last record (the process was killed mid-write) is not counted and is cut off.
+    """
+    if not partial.is_file():
+        return set(), 0
+    data = partial.read_bytes()
+    end = data.rfind(b"\n") + 1
+    intact = data[:end].decode("utf-8", "replace")
+    done: set[str] = set()
+    if fmt == "jsonl":
+        for line in intact.splitlines():
+            try:
+                done.add(json.loads(line)["path"])
+            except (ValueError, KeyError, TypeError):
+                continue
+    else:
+        reader = csv.reader(io.StringIO(intact))
+        for i, rec in enumerate(reader):
+            if i == 0 and rec and rec[0] == "path":
+                continue
+            if rec:
+                done.add(rec[0][1:] if rec[0][:2] in ("'=", "'+", "'-", "'@") else rec[0])
+    return done, end
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifySummary:
+    """What a folder run did."""
+
+    out: str | None
+    total: int
+    ok: int
+    errors: int
+    resumed: int
+    seconds: float
+
+    @property
+    def images_per_second(self) -> float:
+        return (self.total - self.resumed) / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out": self.out,
+            "total": self.total,
+            "ok": self.ok,
+            "errors": self.errors,
+            "resumed": self.resumed,
+            "seconds": self.seconds,
+            "images_per_second": self.images_per_second,
+        }
+
+
+def partial_path(out: Path) -> Path:
+    return out.with_name(out.name + ".partial")
+
+
+def output_format(out: Path) -> str:
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".jsonl"):
+        raise InputError(f"{out}: output must end in .csv or .jsonl", path=out)
+    return suffix[1:]
+
+
+def classify_to_file(
+    clf: Classifier,
+    folder: str | Path,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    recursive: bool = True,
+    on_row: Any = None,
+    **kwargs: Any,
+) -> ClassifySummary:
+    """Classify ``folder`` into ``out`` (.csv or .jsonl): rows flushed per batch into ``out.partial``,
+    renamed to ``out`` at the end. With ``resume`` an earlier partial file is continued: its torn last
+    record dropped, its paths skipped, so every path ends up exactly once.
+    """
+    import time
+
+    out = Path(out)
+    fmt = output_format(out)
+    partial = partial_path(out)
+    done, intact = read_done_paths(partial, fmt) if resume else (set(), 0)
+    if not resume and partial.exists():
+        partial.unlink()
+    if not Path(folder).is_dir():
+        raise InputError(f"{folder}: not a folder", path=folder)
+    rows = ((p, e) for p, e in walk_files(folder, recursive) if p not in done)
+    counts = {"ok": 0, "errors": 0}
+    t0 = time.perf_counter()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(partial, "r+b" if intact else "wb") as raw:
+        raw.truncate(intact)
+        raw.seek(intact)
+        fh = io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", newline="")
+        if fmt == "csv" and intact == 0:
+            fh.write(",".join(CSV_FIELDS) + "\n")
+        batch = kwargs.get("batch_size", 32)
+        for n, row in enumerate(classify_paths(clf, rows, **kwargs), start=1):
+            fh.write(format_row(row, fmt))
+            counts["ok" if row.ok else "errors"] += 1
+            if on_row is not None:
+                on_row(row)
+            if n % batch == 0:
+                fh.flush()
+                os.fsync(raw.fileno())
+        fh.flush()
+        os.fsync(raw.fileno())
+        fh.detach()
+    os.replace(partial, out)
+    return ClassifySummary(
+        out=str(out),
+        total=len(done) + counts["ok"] + counts["errors"],
+        ok=counts["ok"],
+        errors=counts["errors"],
+        resumed=len(done),
+        seconds=time.perf_counter() - t0,
+    )
