@@ -23,7 +23,11 @@ def console() -> Console:
     """The stdout console (tables); progress and errors go to stderr."""
     global _console
     if _console is None:
-        _console = Console(highlight=False, soft_wrap=False, width=None)
+        import shutil
+        import sys
+
+        width = shutil.get_terminal_size((120, 24)).columns if sys.stdout.isatty() else 120
+        _console = Console(highlight=False, soft_wrap=False, width=width)
     return _console
 
 
@@ -48,11 +52,13 @@ def fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """A titled table on stdout."""
+def print_table(
+    title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, justify: Sequence[str] | None = None
+) -> None:
+    """A titled table on stdout (first column left, numbers right unless ``justify`` says otherwise)."""
     table = Table(title=title, title_justify="left", show_lines=False)
     for i, col in enumerate(columns):
-        table.add_column(col, justify="left" if i == 0 else "right")
+        table.add_column(col, justify=(justify[i] if justify else ("left" if i == 0 else "right")))  # type: ignore[arg-type]
     for row in rows:
         table.add_row(*(fmt(v) for v in row))
     console().print(table)
@@ -60,7 +66,7 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]
 
 def print_kv(title: str, items: Iterable[tuple[str, Any]]) -> None:
     """A two-column key/value table."""
-    print_table(title, ("", "value"), items)
+    print_table(title, ("", "value"), items, justify=("left", "left"))
 
 
 def to_json(data: Any) -> str:

@@ -152,7 +152,9 @@ def export_keras(src: Any, dst: str | Path | None = None, config: ExportConfig |
     t0 = time.perf_counter()
     converted = convert(model, config.opset)
     embed_metadata(converted.model, meta)
-    converted.model.producer_name = "edgecnn"
+    from edgecnn import __version__
+
+    converted.model.producer_name, converted.model.producer_version = "edgecnn", __version__
     try:
         onnx.checker.check_model(converted.model)
     except onnx.checker.ValidationError as err:

@@ -83,6 +83,10 @@ def convert(model: Any, opset: int) -> Converted:
 def rename_io(proto: Any) -> None:
     """Give the graph the stable IO names 'input' and 'output' (tf2onnx appends ':0' and tensor names)."""
     graph = proto.graph
+    for value in [*graph.input, *graph.output]:  # the dynamic batch axis gets a readable name
+        dims = value.type.tensor_type.shape.dim
+        if dims and not dims[0].HasField("dim_value"):
+            dims[0].dim_param = "batch"
     initializers = {i.name for i in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializers]
     renames = {}

@@ -67,7 +67,10 @@ def describe_model(path: str | Path) -> ModelInfo:
     model = onnx.load(str(checked), load_external_data=False)
     graph = model.graph
     init_names = {i.name for i in graph.initializer}
-    params = int(sum(int(np.prod(t.dims)) if len(t.dims) else 1 for t in graph.initializer))
+    tensors = list(graph.initializer) + [
+        a.t for n in graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"
+    ]
+    params = int(sum(int(np.prod(t.dims)) if len(t.dims) else 1 for t in tensors))
     try:
         meta: ModelMetadata | None = ModelMetadata.from_props(props_of(model))
         meta_error = None

@@ -1,0 +1,69 @@
+"""`edgecnn classify`: one row per file of a folder, written as it goes, resumable."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgecnn.cli._app import app, exits_on_error
+from edgecnn.runtime.providers import Provider
+
+
+@app.command("classify")
+@exits_on_error
+def classify_command(
+    folder: Annotated[Path, typer.Argument(help="Folder of images (every non-hidden file gets a row).")],
+    model: Annotated[Path, typer.Option("--model", "-m", help="Exported .onnx model.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Results file: .csv or .jsonl.")] = Path("results.csv"),
+    recursive: Annotated[bool, typer.Option(help="Descend into subfolders.")] = True,
+    batch: Annotated[int, typer.Option(help="Images per inference batch.")] = 32,
+    top_k: Annotated[int, typer.Option(help="Labels to keep per image.")] = 3,
+    workers: Annotated[int | None, typer.Option(help="Decode threads (default: up to 8).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run (OUT.partial).")] = False,
+    provider: Annotated[Provider, typer.Option(case_sensitive=False, help="Execution provider.")] = Provider.auto,
+    threads: Annotated[int | None, typer.Option(help="Inference threads.")] = None,
+    json_summary: Annotated[Path | None, typer.Option(help="Write the run summary as JSON.")] = None,
+) -> None:
+    """Classify every file under FOLDER; unreadable or non-image files become error rows (exit 0)."""
+    from edgecnn import report
+    from edgecnn.runtime.classifier import Classifier
+    from edgecnn.runtime.folder import classify_to_file
+
+    clf = Classifier(model, provider=provider, threads=threads)
+    progress = None
+    on_row = None
+    if sys.stderr.isatty():
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        progress = Progress(SpinnerColumn(), TextColumn("{task.completed} files"), TimeElapsedColumn(),
+                            console=report.err_console(), transient=True)  # fmt: skip
+        task = progress.add_task("classify")
+        progress.start()
+
+        def on_row(_row: object) -> None:
+            progress.advance(task)  # type: ignore[union-attr]
+
+    try:
+        summary = classify_to_file(
+            clf, folder, out, resume=resume, recursive=recursive, on_row=on_row,
+            top_k=top_k, batch_size=batch, workers=workers,
+        )  # fmt: skip
+    finally:
+        if progress is not None:
+            progress.stop()
+    report.print_kv(
+        f"classified {folder}",
+        [
+            ("files", summary.total),
+            ("ok", summary.ok),
+            ("errors (rows)", summary.errors),
+            ("resumed from earlier run", summary.resumed),
+            ("images/s", round(summary.images_per_second, 1)),
+            ("results", summary.out),
+        ],
+    )
+    if json_summary:
+        report.write_json(json_summary, summary)

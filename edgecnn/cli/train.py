@@ -1,0 +1,55 @@
+"""`edgecnn train`: fit a zoo architecture and write the course's artefacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgecnn.cli._app import app, exits_on_error
+
+
+@app.command("train")
+@exits_on_error
+def train_command(
+    arch: Annotated[str, typer.Argument(help="Zoo architecture (see `edgecnn zoo`).")],
+    data: Annotated[str | None, typer.Option(help="Data source: mnist5k, digits, mnist, folder:PATH, ...")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs (early stopping may end sooner).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Mini-batch size.")] = None,
+    validation_split: Annotated[float, typer.Option(help="Fraction of training data held out.")] = 0.1,
+    patience: Annotated[int, typer.Option(help="Early-stopping patience (epochs).")] = 4,
+    seed: Annotated[int, typer.Option(help="Seed for splits and weights.")] = 0,
+    augment: Annotated[bool, typer.Option(help="Add augmentation layers (catsdogs-cnn).")] = False,
+    limit: Annotated[int | None, typer.Option(help="Use at most N training samples.")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Runs folder; files go to OUT/ARCH/.")] = Path("runs"),
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")] = None,
+) -> None:
+    """Train ARCH on a data source; writes .keras, history, curves, confusion matrix, misclassified grid."""
+    from edgecnn import report
+    from edgecnn.train import TrainConfig, train
+
+    config = TrainConfig(
+        data=data,
+        epochs=epochs,
+        batch_size=batch_size,
+        validation_split=validation_split,
+        patience=patience,
+        seed=seed,
+        augment=augment,
+        limit=limit,
+    )
+    result = train(arch, out, config)
+    report.print_kv(
+        f"trained {arch}",
+        [
+            ("data", result.data),
+            ("train / val / test", f"{result.n_train} / {result.n_val} / {result.n_test}"),
+            ("epochs run", result.epochs_run),
+            ("test accuracy", f"{result.test_accuracy:.2%}"),
+            ("seconds", round(result.seconds, 1)),
+            *result.artefacts.items(),
+        ],
+    )
+    if json_out:
+        report.write_json(json_out, result)
