@@ -1,0 +1,76 @@
+"""`edgecnn quantize`: INT8 (static or dynamic) or FP16, with the accuracy, size and speed they cost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgecnn.cli._app import app, exits_on_error
+from edgecnn.quantize.config import CalibrationMethod, QuantFormat, QuantMode
+
+
+def _split(text: str | None) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip()) if text else ()
+
+
+@app.command("quantize")
+@exits_on_error
+def quantize_command(
+    model: Annotated[Path, typer.Argument(help="An edgecnn FP32 .onnx model.")],
+    mode: Annotated[
+        QuantMode, typer.Option(case_sensitive=False, help="int8 (static), dynamic or fp16.")
+    ] = QuantMode.int8,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output (default NAME.<mode>.onnx beside MODEL).")
+    ] = None,
+    fmt: Annotated[
+        QuantFormat, typer.Option("--format", case_sensitive=False, help="QDQ or QOperator graph.")
+    ] = QuantFormat.qdq,
+    per_channel: Annotated[bool, typer.Option("--per-channel/--per-tensor", help="Weight scale granularity.")] = True,
+    method: Annotated[
+        CalibrationMethod, typer.Option(case_sensitive=False, help="Activation calibration.")
+    ] = CalibrationMethod.minmax,
+    calibration: Annotated[
+        str | None, typer.Option(help="Image folder (one subfolder per class) or data source.")
+    ] = None,
+    samples: Annotated[int, typer.Option(help="Calibration samples (class-balanced).")] = 256,
+    reduce_range: Annotated[bool, typer.Option(help="7-bit weights, for CPUs without VNNI (see README).")] = False,
+    exclude_nodes: Annotated[str | None, typer.Option(help="Comma-separated node names to keep in float.")] = None,
+    exclude_op_types: Annotated[str | None, typer.Option(help="Comma-separated op types to keep in float.")] = None,
+    eval_data: Annotated[
+        str | None, typer.Option("--eval", help="Labelled data source to measure accuracy on.")
+    ] = None,
+    accuracy_budget: Annotated[
+        float | None, typer.Option(help="Try configurations; keep the fastest losing at most PP points on --eval.")
+    ] = None,
+    speed: Annotated[bool, typer.Option(help="Measure latency/throughput of both models side by side.")] = True,
+    seed: Annotated[int, typer.Option(help="Seed for calibration sampling.")] = 0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")] = None,
+) -> None:
+    """Quantize an exported model; print op coverage, size, accuracy and speed before/after."""
+    from edgecnn import report
+    from edgecnn.quantize import QuantizeConfig, quantize, search_within_budget
+
+    config = QuantizeConfig(
+        mode=mode, format=fmt, per_channel=per_channel, calibration_method=method, calibration_samples=samples,
+        reduce_range=reduce_range, exclude_nodes=_split(exclude_nodes), exclude_op_types=_split(exclude_op_types),
+        seed=seed,
+    )  # fmt: skip
+    if accuracy_budget is not None:
+        search = search_within_budget(model, out, accuracy_budget, calibration=calibration, eval_data=eval_data or "",
+                                      base=config)  # fmt: skip
+        report.print_table(
+            f"accuracy budget {accuracy_budget} pp: configurations tried",
+            ("config", "accuracy drop (pp)", "img/s @32", "within budget"),
+            [(t["config"], t["accuracy_drop_pp"], t["throughput_batch32"], t["within_budget"]) for t in search.tried],
+        )
+        result = search.chosen
+    else:
+        result = quantize(model, out, config, calibration=calibration, eval_data=eval_data, measure_speed=speed)
+    from edgecnn.quantize.render import print_quantize_report
+
+    print_quantize_report(result)
+    if json_out:
+        report.write_json(json_out, search if accuracy_budget is not None else result)

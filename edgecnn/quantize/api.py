@@ -1,0 +1,313 @@
+"""``quantize``: ONNX FP32 → INT8 (static or dynamic) or FP16, with metadata, coverage, accuracy and speed."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn._fs import atomic_path, variant_path
+from edgecnn.errors import QuantizeError, UsageError
+from edgecnn.quantize.calibration import ArrayReader, calibration_hash, load_calibration
+from edgecnn.quantize.config import CalibrationMethod, QuantFormat, QuantizeConfig, QuantMode
+from edgecnn.quantize.coverage import coverage
+from edgecnn.runtime.classifier import read_metadata
+from edgecnn.runtime.metadata import ModelMetadata, embed_metadata
+
+log = logging.getLogger(__name__)
+DYNAMIC_CONV_WARNING = (
+    "dynamic quantization of a model with convolutions makes it several times SLOWER on CPU "
+    "(activations are re-quantized on every call and convolutions fall back to ConvInteger); "
+    "use --mode int8 (static, calibrated) instead"
+)
+
+
+@dataclass(frozen=True)
+class QuantizeReport:
+    """What quantize wrote and what it cost."""
+
+    source: Path
+    path: Path
+    config: QuantizeConfig
+    size_before: int
+    size_after: int
+    coverage: dict[str, Any]
+    quantization: dict[str, Any]
+    accuracy: dict[str, Any] | None = None  # parity of quantized vs FP32 on --eval
+    speed: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def size_ratio(self) -> float:
+        return self.size_before / self.size_after if self.size_after else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": str(self.source),
+            "path": str(self.path),
+            "config": self.config.describe(),
+            "quantization": self.quantization,
+            "size_before": self.size_before,
+            "size_after": self.size_after,
+            "size_ratio": self.size_ratio,
+            "coverage": self.coverage,
+            "accuracy": self.accuracy,
+            "speed": self.speed,
+            "warnings": self.warnings,
+            "seconds": self.seconds,
+        }
+
+
+_METHODS = {
+    CalibrationMethod.minmax: "MinMax",
+    CalibrationMethod.entropy: "Entropy",
+    CalibrationMethod.percentile: "Percentile",
+}
+
+
+def _quant_type(name: str) -> Any:
+    from onnxruntime.quantization import QuantType
+
+    return QuantType.QUInt8 if name == "uint8" else QuantType.QInt8
+
+
+def _preprocessed(src: Path, tmp: Path) -> Path:
+    """ORT's quant_pre_process (symbolic shape inference + optimisation); the source if it fails."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    out = tmp / "pre.onnx"
+    try:
+        quant_pre_process(str(src), str(out), skip_symbolic_shape=False)
+        return out
+    except Exception as err:  # pre-processing is an optimisation, not a requirement
+        log.warning("quant_pre_process failed on %s (%s); quantizing the original graph", src, err)
+        return src
+
+
+def _has_conv(path: Path) -> bool:
+    import onnx
+
+    return any(
+        n.op_type in ("Conv", "ConvTranspose") for n in onnx.load(str(path), load_external_data=False).graph.node
+    )
+
+
+def _write_int8(src: Path, out: Path, config: QuantizeConfig, calib: np.ndarray, input_name: str) -> None:
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod as OrtMethod
+    from onnxruntime.quantization import QuantFormat as OrtFormat
+    from onnxruntime.quantization import quantize_static
+
+    op_types = None  # quantize_static takes the op types to include: exclusion is the complement
+    if config.exclude_op_types:
+        op_types = sorted({n.op_type for n in onnx.load(str(src)).graph.node} - set(config.exclude_op_types))
+    quantize_static(
+        str(src),
+        str(out),
+        ArrayReader(input_name, calib),
+        quant_format=OrtFormat.QDQ if config.format == QuantFormat.qdq else OrtFormat.QOperator,
+        per_channel=config.per_channel,
+        reduce_range=config.reduce_range,
+        activation_type=_quant_type(config.activation_type),
+        weight_type=_quant_type(config.weight_type),
+        nodes_to_exclude=list(config.exclude_nodes) or None,
+        op_types_to_quantize=op_types,
+        calibrate_method=getattr(OrtMethod, _METHODS[config.calibration_method]),
+        extra_options={"ActivationSymmetric": config.activation_type == "int8", "WeightSymmetric": True},
+    )
+
+
+def _write_dynamic(src: Path, out: Path, config: QuantizeConfig) -> None:
+    from onnxruntime.quantization import quantize_dynamic
+
+    quantize_dynamic(
+        str(src),
+        str(out),
+        per_channel=config.per_channel,
+        reduce_range=config.reduce_range,
+        weight_type=_quant_type(config.weight_type),
+        nodes_to_exclude=list(config.exclude_nodes) or None,
+    )
+
+
+def _write_fp16(src: Path, out: Path) -> None:
+    import onnx
+
+    from edgecnn._optional import require
+
+    float16 = require("onnxconverter_common.float16", extra="export")
+    model = onnx.load(str(src))
+    converted = float16.convert_float_to_float16(model, keep_io_types=True)
+    onnx.save_model(converted, str(out))
+
+
+def quantize(
+    src: str | Path,
+    dst: str | Path | None = None,
+    config: QuantizeConfig | None = None,
+    *,
+    calibration: str | Path | None = None,
+    eval_data: str | None = None,
+    measure_speed: bool = True,
+) -> QuantizeReport:
+    """Quantize ``src`` (an edgecnn ONNX model) into ``dst`` (default ``NAME.int8|dynamic|fp16.onnx``).
+
+    Static INT8 needs ``calibration``: an image folder or a data source (its train split); without it,
+    the model's own training source is used when it loads offline (``edgecnn.source.data``).
+
+    Raises:
+        ModelError, InputError (calibration), UsageError, QuantizeError.
+    """
+    import onnx
+
+    config = config or QuantizeConfig.int8()
+    src = Path(src)
+    meta = read_metadata(src)
+    dst = Path(dst) if dst is not None else variant_path(src, config.mode.value)
+    if dst.resolve() == src.resolve():
+        raise UsageError(f"{dst}: the output would overwrite the input model")
+    t0 = time.perf_counter()
+    notes: list[str] = []
+    info: dict[str, Any] = {"mode": config.mode.value, "config": config.describe()}
+    with tempfile.TemporaryDirectory(prefix="edgecnn-quant-") as tmp_name:
+        tmp = Path(tmp_name)
+        raw = tmp / "quant.onnx"
+        try:
+            if config.mode == QuantMode.fp16:
+                _write_fp16(src, raw)
+                info |= {"method": "float16", "keep_io_types": True}
+            else:
+                base = _preprocessed(src, tmp) if config.preprocess else src
+                if config.mode == QuantMode.dynamic:
+                    if _has_conv(src):
+                        warnings.warn(DYNAMIC_CONV_WARNING, stacklevel=2)
+                        notes.append(DYNAMIC_CONV_WARNING)
+                    _write_dynamic(base, raw, config)
+                    info |= {"method": "dynamic", "per_channel": config.per_channel, "weight_type": config.weight_type}
+                else:
+                    source = calibration or _default_calibration(meta)
+                    calib = load_calibration(source, meta, config.calibration_samples, config.seed)
+                    input_name = _input_name(base)
+                    _write_int8(base, raw, config, calib, input_name)
+                    info |= {
+                        "method": config.calibration_method.value,
+                        "format": config.format.value,
+                        "per_channel": config.per_channel,
+                        "activation_type": config.activation_type,
+                        "weight_type": config.weight_type,
+                        "reduce_range": config.reduce_range,
+                        "calibration_source": str(source),
+                        "calibration_samples": len(calib),
+                        "calibration_sha256": calibration_hash(calib),
+                        "excluded_nodes": list(config.exclude_nodes),
+                        "excluded_op_types": list(config.exclude_op_types),
+                    }
+        except (UsageError, QuantizeError):
+            raise
+        except Exception as err:
+            from edgecnn.errors import EdgeCNNError
+
+            if isinstance(err, EdgeCNNError):
+                raise
+            raise QuantizeError(
+                f"{src}: quantization ({config.describe()}) failed: {type(err).__name__}: {err}"
+            ) from err
+        model = onnx.load(str(raw))
+        embed_metadata(model, meta.with_quantization(info))
+        with atomic_path(dst, suffix=".onnx") as out:
+            onnx.save_model(model, str(out))
+    cov = coverage(dst)
+    if config.mode != QuantMode.fp16 and cov["float"]:
+        notes.append(f"{cov['float']} compute node(s) still run in float: {cov['float_ops']}")
+    report = QuantizeReport(
+        source=src,
+        path=dst,
+        config=config,
+        size_before=src.stat().st_size,
+        size_after=dst.stat().st_size,
+        coverage=cov,
+        quantization=info,
+        warnings=notes,
+    )
+    accuracy = evaluate(src, dst, meta, eval_data) if eval_data else None
+    speed = measure_pair(src, dst) if measure_speed else None
+    return QuantizeReport(**{**report.__dict__, "accuracy": accuracy, "speed": speed,
+                             "seconds": time.perf_counter() - t0})  # fmt: skip
+
+
+def _input_name(path: Path) -> str:
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    inits = {i.name for i in graph.initializer}
+    return next(i.name for i in graph.input if i.name not in inits)
+
+
+def _default_calibration(meta: ModelMetadata) -> str:
+    from edgecnn.data.sources import OFFLINE
+
+    data = meta.source.get("data")
+    if isinstance(data, str) and data in OFFLINE:
+        return data
+    raise UsageError(
+        "static INT8 needs calibration data: pass --calibration DIR (an image folder, one subfolder per class) "
+        "or --calibration SOURCE (e.g. mnist5k)"
+    )
+
+
+def evaluate(fp32: Path, quant: Path, meta: ModelMetadata, data: str) -> dict[str, Any]:
+    """Accuracy of both and their agreement on ``data``'s test split (DESIGN.md bars for the mode)."""
+    from edgecnn.parity import bars_for, compare
+    from edgecnn.parity.run import sample_inputs
+    from edgecnn.runtime.classifier import Classifier
+
+    qclf = Classifier(quant, provider="cpu")
+    x, y, described = sample_inputs(meta, data)
+    rep = compare(Classifier(fp32, provider="cpu"), qclf, x, y, meta.labels, bars_for(qclf.metadata),
+                  names=("fp32", "quantized"), data=described)  # fmt: skip
+    return rep.to_dict()
+
+
+def measure_pair(a: Path, b: Path, seconds: float = 0.6, rounds: int = 3) -> dict[str, Any]:
+    """Batch-1 p50 latency and batch-32 throughput of two models, interleaved in one process."""
+    from edgecnn.runtime.classifier import Classifier
+    from edgecnn.runtime.session import SessionSettings
+
+    clfs = {"before": Classifier(a, provider="cpu", settings=SessionSettings(threads=1)),
+            "after": Classifier(b, provider="cpu", settings=SessionSettings(threads=1))}  # fmt: skip
+    spec = clfs["before"].metadata.input
+    x1 = np.random.default_rng(0).random((1, *spec.sample_shape), dtype=np.float32)
+    x32 = np.repeat(x1, 32, axis=0)
+    lat: dict[str, list[float]] = {k: [] for k in clfs}
+    thr: dict[str, list[float]] = {k: [] for k in clfs}
+    for clf in clfs.values():
+        clf.predict_proba(x1)
+        clf.predict_proba(x32)
+    for _ in range(rounds):  # interleaved blocks: drift hits both alike
+        for name, clf in clfs.items():
+            end = time.perf_counter() + seconds / rounds
+            while time.perf_counter() < end:
+                t = time.perf_counter()
+                clf.predict_proba(x1)
+                lat[name].append(time.perf_counter() - t)
+            n, t = 0, time.perf_counter()
+            while time.perf_counter() - t < seconds / rounds or n < 2:
+                clf.predict_proba(x32)
+                n += 1
+            thr[name].append(32 * n / (time.perf_counter() - t))
+    out: dict[str, Any] = {"threads": 1}
+    for name in clfs:
+        out[name] = {
+            "p50_ms_batch1": float(np.median(lat[name]) * 1e3),
+            "throughput_batch32": float(np.median(thr[name])),
+        }
+    out["speedup_batch1"] = out["before"]["p50_ms_batch1"] / out["after"]["p50_ms_batch1"]
+    out["speedup_batch32"] = out["after"]["throughput_batch32"] / out["before"]["throughput_batch32"]
+    return out

@@ -1,0 +1,75 @@
+"""Calibration data for static INT8: real images, class-balanced, preprocessed exactly as the model's
+metadata says, served through onnxruntime's CalibrationDataReader protocol."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+from onnxruntime.quantization import CalibrationDataReader
+
+from edgecnn.errors import InputError
+from edgecnn.runtime.metadata import ModelMetadata
+from edgecnn.runtime.preprocess import pixels_to_input
+
+
+class ArrayReader(CalibrationDataReader):
+    """Feeds preprocessed samples one batch at a time: ``get_next() -> {input: batch} | None``."""
+
+    def __init__(self, input_name: str, x: np.ndarray, batch_size: int = 32) -> None:
+        self.input_name = input_name
+        self.x = x
+        self.batch_size = batch_size
+        self._i = 0
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self._i >= len(self.x):
+            return None
+        batch = self.x[self._i : self._i + self.batch_size]
+        self._i += self.batch_size
+        return {self.input_name: batch}
+
+    def rewind(self) -> None:
+        self._i = 0
+
+
+def load_calibration(source: str | Path, meta: ModelMetadata, samples: int, seed: int = 0) -> np.ndarray:
+    """``samples`` class-balanced model inputs from a folder or data source (never its test split).
+
+    Raises:
+        InputError: empty folder, unreadable images, or fewer samples than asked — never a silent
+        fall back to random data.
+    """
+    from edgecnn.data import load_source, sample_balanced
+
+    spec = str(source)
+    if Path(spec).is_dir():
+        spec = f"folder:{spec}"
+    split = "all" if spec.startswith("folder:") else "train"  # a calibration folder is calibration-only
+    image = meta.input.is_image
+    ds = load_source(
+        spec,
+        split=split,
+        seed=seed,
+        image_size=(meta.input.height, meta.input.width) if image else None,
+        color_mode=meta.preprocess.color_mode.value if image else None,
+    )
+    if len(ds) < samples:
+        raise InputError(
+            f"calibration source {source}: asked for {samples} samples but it holds {len(ds)}; "
+            "add images or lower --samples",
+            path=str(source),
+        )
+    if len(ds.class_names) != meta.num_classes:
+        raise InputError(
+            f"calibration source {source}: {len(ds.class_names)} classes but the model has {meta.num_classes}",
+            path=str(source),
+        )
+    ds = sample_balanced(ds, samples, seed=seed)
+    return pixels_to_input(ds.x, meta)
+
+
+def calibration_hash(x: np.ndarray) -> str:
+    """sha256 of the exact tensors used, recorded in the model's metadata."""
+    return hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()

@@ -1,0 +1,74 @@
+"""Quantization settings as a frozen config with named presets (like optimum's AutoQuantizationConfig)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from edgecnn.errors import UsageError
+
+
+class QuantMode(str, Enum):
+    int8 = "int8"  # static: calibrated activations + weights in 8 bits
+    dynamic = "dynamic"  # weights only; activations quantized per call (slow for convnets on CPU)
+    fp16 = "fp16"  # weights and activations in float16, float32 inputs/outputs kept
+
+
+class QuantFormat(str, Enum):
+    qdq = "qdq"  # QuantizeLinear/DequantizeLinear pairs; ORT fuses them into QLinear kernels
+    qoperator = "qoperator"  # QLinearConv etc. written directly
+
+
+class CalibrationMethod(str, Enum):
+    minmax = "minmax"
+    entropy = "entropy"
+    percentile = "percentile"
+
+
+@dataclass(frozen=True, slots=True)
+class QuantizeConfig:
+    """How to quantize. Defaults are the fast, accurate choice measured on x86 CPUs (DESIGN.md)."""
+
+    mode: QuantMode = QuantMode.int8
+    format: QuantFormat = QuantFormat.qdq
+    per_channel: bool = True  # per-channel weight scales: accuracy at no speed cost
+    calibration_method: CalibrationMethod = CalibrationMethod.minmax  # the fast, robust default
+    calibration_samples: int = 256  # enough for stable MinMax ranges on these small nets
+    activation_type: str = "uint8"  # U8S8: uint8 activations + int8 weights runs as QLinearConv on x86
+    weight_type: str = "int8"
+    reduce_range: bool = False  # 7-bit weights: for CPUs WITHOUT VNNI (AVX2/AVX-512F only), see README
+    exclude_nodes: tuple[str, ...] = ()
+    exclude_op_types: tuple[str, ...] = ()
+    preprocess: bool = True  # ORT's quant_pre_process: shape inference + graph optimisation first
+    seed: int = 0  # class-balanced calibration sampling
+
+    def __post_init__(self) -> None:
+        if self.calibration_samples < 1:
+            raise UsageError(f"calibration_samples must be >= 1, got {self.calibration_samples}")
+        if self.activation_type not in ("uint8", "int8") or self.weight_type not in ("uint8", "int8"):
+            raise UsageError("activation/weight types must be 'uint8' or 'int8'")
+
+    @classmethod
+    def int8(cls, **overrides: Any) -> QuantizeConfig:
+        """Static INT8, QDQ, U8S8, per-channel, MinMax."""
+        return cls(mode=QuantMode.int8, **overrides)
+
+    @classmethod
+    def dynamic(cls, **overrides: Any) -> QuantizeConfig:
+        """Dynamic (weights-only) INT8: fine for MLPs, slow for convnets on CPU."""
+        return cls(mode=QuantMode.dynamic, per_channel=False, **overrides)
+
+    @classmethod
+    def fp16(cls, **overrides: Any) -> QuantizeConfig:
+        """Float16 weights and activations, float32 inputs/outputs (the Classifier API is unchanged)."""
+        return cls(mode=QuantMode.fp16, **overrides)
+
+    def describe(self) -> str:
+        if self.mode == QuantMode.fp16:
+            return "fp16"
+        if self.mode == QuantMode.dynamic:
+            return "dynamic"
+        gran = "per-channel" if self.per_channel else "per-tensor"
+        excl = f", excl {len(self.exclude_nodes)} nodes" if self.exclude_nodes else ""
+        return f"int8 {self.format.value} {gran} {self.calibration_method.value}{excl}"
