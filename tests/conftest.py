@@ -31,3 +31,107 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_tf)
         if "gpu" in item.keywords and not has_cuda:
             item.add_marker(skip_gpu)
+
+
+# -- shared fixtures -----------------------------------------------------------------------------
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+
+def make_tiny_onnx(
+    path: Path,
+    *,
+    output: str = "softmax",
+    labels: tuple[str, ...] = ("cat", "dog", "bird"),
+    size: int = 8,
+    channels: int = 3,
+    with_metadata: bool = True,
+    seed: int = 0,
+) -> Path:
+    """A real, tiny NHWC convnet built with onnx.helper (no TensorFlow): Transpose, Conv, Relu,
+    GlobalAveragePool, Flatten, Gemm, then Softmax / Sigmoid / nothing (logits)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgecnn.runtime.metadata import ColorMode, InputSpec, Layout, ModelMetadata, OutputKind, PreprocessSpec
+    from edgecnn.runtime.metadata import embed_metadata as embed
+
+    rng = np.random.default_rng(seed)
+    k = 1 if output == "sigmoid" else len(labels)
+    w = numpy_helper.from_array(rng.normal(0, 0.5, (4, channels, 3, 3)).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.normal(0, 0.1, (4,)).astype(np.float32), "b")
+    fc = numpy_helper.from_array(rng.normal(0, 1.0, (4, k)).astype(np.float32), "fc")
+    fcb = numpy_helper.from_array(rng.normal(0, 0.1, (k,)).astype(np.float32), "fcb")
+    nodes = [
+        helper.make_node("Transpose", ["input"], ["nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("Conv", ["nchw", "w", "b"], ["conv"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["conv"], ["relu"]),
+        helper.make_node("GlobalAveragePool", ["relu"], ["gap"]),
+        helper.make_node("Flatten", ["gap"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "fc", "fcb"], ["logits" if output != "logits" else "output"]),
+    ]
+    if output == "softmax":
+        nodes.append(helper.make_node("Softmax", ["logits"], ["output"], axis=1))
+    elif output == "sigmoid":
+        nodes.append(helper.make_node("Sigmoid", ["logits"], ["output"]))
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", size, size, channels])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", k])],
+        [w, b, fc, fcb],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="edgecnn-tests")
+    model.ir_version = 8
+    if with_metadata:
+        meta = ModelMetadata(
+            labels=labels if output != "sigmoid" else labels[:2],
+            input=InputSpec("input", Layout.NHWC, size, size, channels),
+            preprocess=PreprocessSpec(color_mode=ColorMode.RGB if channels == 3 else ColorMode.L),
+            output=OutputKind(output),
+        )
+        embed(model, meta)
+    onnx.checker.check_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_onnx(tmp_path_factory.mktemp("tiny") / "tiny.onnx")
+
+
+@pytest.fixture(scope="session")
+def mnist_trained(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """mnist-cnn trained on mnist5k once per session (the course defaults, ~45 s on 2 cores)."""
+    from edgecnn.train import TrainConfig, train
+
+    return train("mnist-cnn", tmp_path_factory.mktemp("runs"), TrainConfig(verbose=0))
+
+
+@pytest.fixture(scope="session")
+def mnist_onnx(mnist_trained, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
+    from edgecnn.export import export_keras
+
+    out = tmp_path_factory.mktemp("exported") / "mnist-cnn.onnx"
+    export_keras(mnist_trained.model_path, out)
+    return out
+
+
+def write_png(path: Path, size: tuple[int, int] = (12, 10), mode: str = "RGB", seed: int = 0) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    channels = {"L": 1, "RGB": 3, "RGBA": 4}[mode]
+    arr = rng.integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)
+    img = Image.fromarray(arr[..., 0] if channels == 1 else arr, mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+    return path
+
+
+def read_json(path: Path) -> dict:  # type: ignore[type-arg]
+    return json.loads(path.read_text())
