@@ -1,8 +1,25 @@
-"""ONNX → INT8 (static, calibrated; or dynamic) and FP16, with the accuracy, size and speed they cost."""
+"""ONNX → INT8 (static, calibrated; or dynamic) and FP16, with the accuracy, size and speed they cost.
 
-from edgecnn.quantize.api import QuantizeReport, quantize
+The enums and config load without onnxruntime.quantization (the CLI needs them for ``--help``);
+``quantize`` and the budget search load it on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from edgecnn.quantize.config import CalibrationMethod, QuantFormat, QuantizeConfig, QuantMode
-from edgecnn.quantize.search import search_within_budget
+
+_LAZY = {"quantize": "edgecnn.quantize.api", "QuantizeReport": "edgecnn.quantize.api",
+         "search_within_budget": "edgecnn.quantize.search"}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'edgecnn.quantize' has no attribute {name!r}")
+
 
 __all__ = [
     "CalibrationMethod",

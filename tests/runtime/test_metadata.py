@@ -38,7 +38,7 @@ def test_round_trip() -> None:
 def test_missing_keys_are_named() -> None:
     props = META.to_props()
     del props[KEY_LABELS]
-    with pytest.raises(MetadataError, match="edgecnn.labels"):
+    with pytest.raises(MetadataError, match=r"edgecnn\.labels"):
         ModelMetadata.from_props(props)
 
 
@@ -96,7 +96,9 @@ def test_fuzzed_props_give_metadata_or_metadata_error(props: dict[str, str]) -> 
     channels=st.sampled_from([1, 3]),
     scale=st.floats(-10, 10, allow_nan=False),
 )
-def test_valid_metadata_round_trips(labels: list[str], h: int, w: int, layout: Layout, channels: int, scale: float) -> None:
+def test_valid_metadata_round_trips(
+    labels: list[str], h: int, w: int, layout: Layout, channels: int, scale: float
+) -> None:
     meta = ModelMetadata(
         labels=tuple(labels),
         input=InputSpec("input", layout, h, w, channels),

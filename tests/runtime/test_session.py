@@ -38,7 +38,7 @@ def test_truncated_model(tmp_path: Path, tiny_onnx: Path) -> None:
     path = tmp_path / "truncated.onnx"
     data = tiny_onnx.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ModelFormatError, match="truncated.onnx"):
+    with pytest.raises(ModelFormatError, match=r"truncated\.onnx"):
         Classifier(path)
 
 
