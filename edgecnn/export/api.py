@@ -177,7 +177,7 @@ def export_keras(src: Any, dst: str | Path | None = None, config: ExportConfig |
             x, y, described = sample_inputs(meta, None)
         bars = ParityBars.for_mode("fp32")
         parity = compare(reference, onnx_model, x, y, meta.labels, bars, names=("keras", "onnx"), data=described)
-        xr, _, rdesc = sample_inputs(meta, None, seed=1)
+        xr, _, rdesc = sample_inputs(meta, None, limit=min(64, config.parity_samples), seed=1)
         random_parity = compare(reference, onnx_model, xr, None, meta.labels, bars, names=("keras", "onnx"), data=rdesc)
         timings["parity"] = time.perf_counter() - t0
         del onnx_model

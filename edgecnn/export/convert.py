@@ -39,7 +39,44 @@ def _from_function(model: Any, opset: int) -> Any:
         return model(x, training=False)
 
     proto, _ = tf2onnx.convert.from_function(forward, input_signature=spec, opset=opset)
+    _freeze_captured_inputs(proto, forward.get_concrete_function())
+    _check_single_input(proto)
     return proto
+
+
+def _freeze_captured_inputs(proto: Any, concrete: Any) -> None:
+    """Turn captured constant tensors that tf2onnx left as graph inputs into initializers.
+
+    Keras 3 layers such as Normalization (inside EfficientNet) hold plain tensors, which the tf.function
+    captures; tf2onnx freezes variables only, so those captures surface as extra graph inputs.
+    """
+    import numpy as np
+    from onnx import numpy_helper
+
+    values = {}
+    for external, internal in concrete.graph.captures:
+        try:
+            values[internal.name] = np.asarray(external.numpy())
+        except Exception:  # resource handles (variables) were frozen by tf2onnx already; skip them
+            continue
+    inits = {i.name for i in proto.graph.initializer}
+    keep = []
+    for value_info in proto.graph.input:
+        if value_info.name not in inits and value_info.name in values:
+            proto.graph.initializer.append(numpy_helper.from_array(values[value_info.name], value_info.name))
+        else:
+            keep.append(value_info)
+    if len(keep) != len(proto.graph.input):
+        del proto.graph.input[:]
+        proto.graph.input.extend(keep)
+
+
+def _check_single_input(proto: Any) -> None:
+    """A captured tensor that was not frozen shows up as an extra graph input: the graph is unusable."""
+    inits = {i.name for i in proto.graph.initializer}
+    extra = [i.name for i in proto.graph.input if i.name not in inits][1:]
+    if extra:
+        raise ExportError(f"captured tensors became graph inputs instead of constants: {extra[:3]}")
 
 
 def _keras_export(model: Any, opset: int) -> Any:
@@ -51,7 +88,9 @@ def _keras_export(model: Any, opset: int) -> Any:
     with tempfile.TemporaryDirectory(prefix="edgecnn-export-") as tmp:
         out = Path(tmp) / "model.onnx"
         model.export(str(out), format="onnx", verbose=False, opset_version=opset)
-        return onnx.load(str(out))
+        proto = onnx.load(str(out))
+    _check_single_input(proto)
+    return proto
 
 
 STRATEGIES: tuple[tuple[str, Callable[[Any, int], Any]], ...] = (
