@@ -1,0 +1,28 @@
+"""The main job end to end, as README's first command runs it (offline, real data, real models)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.needs_tf
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgecnn", "demo", "--out", str(out), "--json", str(tmp_path / "demo.json")],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((tmp_path / "demo.json").read_text())
+    steps = {s["step"]: s for s in report["steps"]}
+    assert {"train", "export", "parity fp32", "quantize int8", "quantize fp16", "bench", "classify"} <= set(steps)
+    assert all(s["ok"] for s in report["steps"])
+    rows = (out / "sample_results.csv").read_text().splitlines()
+    assert len(rows) == 1 + 31 and sum("ImageError" in r for r in rows) == 1
+    assert (out / "mnist-cnn.int8.onnx").is_file() and (out / "mnist-cnn" / "confusion.png").is_file()
