@@ -67,16 +67,24 @@ def run_demo(
     t0 = time.perf_counter()
     say(f"1/6 training {arch} on {data} …")
     trained = train(arch, out, TrainConfig(data=data, epochs=epochs))
-    step("train", trained.test_accuracy >= 0.97, f"{arch} on {data}: test accuracy {trained.test_accuracy:.2%}",
-         time.perf_counter() - t0)  # fmt: skip
+    step(
+        "train",
+        trained.test_accuracy >= 0.97,
+        f"{arch} on {data}: test accuracy {trained.test_accuracy:.2%}",
+        time.perf_counter() - t0,
+    )
     rep.files.update({k: v for k, v in trained.artefacts.items()})
 
     t0 = time.perf_counter()
     say("2/6 exporting to ONNX (tf2onnx) with metadata …")
     onnx_path = out / f"{arch}.onnx"
     exported = export_keras(trained.model_path, onnx_path, ExportConfig(check=False))
-    step("export", exported.passed, f"{onnx_path} ({exported.size_bytes / 1024:.0f} KiB), {exported.parity.summary()}",
-         time.perf_counter() - t0)  # fmt: skip
+    step(
+        "export",
+        exported.passed,
+        f"{onnx_path} ({exported.size_bytes / 1024:.0f} KiB), {exported.parity.summary()}",
+        time.perf_counter() - t0,
+    )
     rep.files["onnx"] = str(onnx_path)
 
     t0 = time.perf_counter()
@@ -94,8 +102,12 @@ def run_demo(
             q = quantize(onnx_path, None, cfg, calibration=data if mode == "int8" else None, measure_speed=False)
             variants[mode] = q.path
             qp = run_parity(trained.model_path, q.path, data)
-            step(f"quantize {mode}", qp.passed, f"{q.path.name}: {q.size_ratio:.1f}× smaller, {qp.summary()}",
-                 time.perf_counter() - t0)  # fmt: skip
+            step(
+                f"quantize {mode}",
+                qp.passed,
+                f"{q.path.name}: {q.size_ratio:.1f}× smaller, {qp.summary()}",
+                time.perf_counter() - t0,
+            )
             t0 = time.perf_counter()
     except ImportError as err:  # quantize not installed in this build
         step("quantize", False, f"skipped: {err}", 0.0)
@@ -113,9 +125,12 @@ def run_demo(
     sample = write_sample_folder(out / "sample")
     best = Classifier(variants.get("int8", onnx_path))
     summary = classify_to_file(best, sample, out / "sample_results.csv")
-    step("classify", summary.total == summary.ok + summary.errors and summary.ok == summary.total - 1,
-         f"{summary.total} files: {summary.ok} classified, {summary.errors} error row(s) → {summary.out}",
-         time.perf_counter() - t0)  # fmt: skip
+    step(
+        "classify",
+        summary.total == summary.ok + summary.errors and summary.ok == summary.total - 1,
+        f"{summary.total} files: {summary.ok} classified, {summary.errors} error row(s) → {summary.out}",
+        time.perf_counter() - t0,
+    )
     rep.files["results"] = str(summary.out)
     return rep
 

@@ -16,8 +16,10 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     proc = subprocess.run(
         [sys.executable, "-m", "edgecnn", "demo", "--out", str(out), "--json", str(tmp_path / "demo.json")],
-        capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((tmp_path / "demo.json").read_text())
     steps = {s["step"]: s for s in report["steps"]}

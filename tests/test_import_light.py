@@ -71,7 +71,19 @@ def test_fresh_venv_with_runtime_only(tiny_onnx: Path, tmp_path: Path) -> None:
     out = subprocess.run([str(py), "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("LABEL ")
-    cli = subprocess.run([str(venv / "bin" / "edgecnn"), "classify", str(img.parent), "-m", str(tiny_onnx),
-                          "-o", str(tmp_path / "r.csv")], capture_output=True, text=True, timeout=120)  # fmt: skip
+    cli = subprocess.run(
+        [
+            str(venv / "bin" / "edgecnn"),
+            "classify",
+            str(img.parent),
+            "-m",
+            str(tiny_onnx),
+            "-o",
+            str(tmp_path / "r.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert cli.returncode == 0, cli.stderr
     assert (tmp_path / "r.csv").read_text().count("\n") == 2

@@ -38,8 +38,13 @@ def classify_command(
     if sys.stderr.isatty():
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        progress = Progress(SpinnerColumn(), TextColumn("{task.completed} files"), TimeElapsedColumn(),
-                            console=report.err_console(), transient=True)  # fmt: skip
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.completed} files"),
+            TimeElapsedColumn(),
+            console=report.err_console(),
+            transient=True,
+        )
         task = progress.add_task("classify")
         progress.start()
 
@@ -48,9 +53,16 @@ def classify_command(
 
     try:
         summary = classify_to_file(
-            clf, folder, out, resume=resume, recursive=recursive, on_row=on_row,
-            top_k=top_k, batch_size=batch, workers=workers,
-        )  # fmt: skip
+            clf,
+            folder,
+            out,
+            resume=resume,
+            recursive=recursive,
+            on_row=on_row,
+            top_k=top_k,
+            batch_size=batch,
+            workers=workers,
+        )
     finally:
         if progress is not None:
             progress.stop()

@@ -20,7 +20,9 @@ def doctor_command(
     from edgecnn.runtime.environment import describe_environment
 
     env = describe_environment()
-    report.print_kv("edgecnn doctor", [(k, v if not isinstance(v, list) else ", ".join(map(str, v)) or "none")
-                                       for k, v in env.items()])  # fmt: skip
+    report.print_kv(
+        "edgecnn doctor",
+        [(k, v if not isinstance(v, list) else ", ".join(map(str, v)) or "none") for k, v in env.items()],
+    )
     if gpu and env["gpu_problems"]:
         raise ProviderError("GPU not usable: " + "; ".join(env["gpu_problems"]))

@@ -54,13 +54,20 @@ def quantize_command(
     from edgecnn.quantize import QuantizeConfig, quantize, search_within_budget
 
     config = QuantizeConfig(
-        mode=mode, format=fmt, per_channel=per_channel, calibration_method=method, calibration_samples=samples,
-        reduce_range=reduce_range, exclude_nodes=_split(exclude_nodes), exclude_op_types=_split(exclude_op_types),
+        mode=mode,
+        format=fmt,
+        per_channel=per_channel,
+        calibration_method=method,
+        calibration_samples=samples,
+        reduce_range=reduce_range,
+        exclude_nodes=_split(exclude_nodes),
+        exclude_op_types=_split(exclude_op_types),
         seed=seed,
-    )  # fmt: skip
+    )
     if accuracy_budget is not None:
-        search = search_within_budget(model, out, accuracy_budget, calibration=calibration, eval_data=eval_data or "",
-                                      base=config)  # fmt: skip
+        search = search_within_budget(
+            model, out, accuracy_budget, calibration=calibration, eval_data=eval_data or "", base=config
+        )
         report.print_table(
             f"accuracy budget {accuracy_budget} pp: configurations tried",
             ("config", "accuracy drop (pp)", "img/s @32", "within budget"),

@@ -11,8 +11,11 @@ from typing import Any
 
 from edgecnn.quantize.config import CalibrationMethod, QuantFormat, QuantizeConfig, QuantMode
 
-_LAZY = {"quantize": "edgecnn.quantize.api", "QuantizeReport": "edgecnn.quantize.api",
-         "search_within_budget": "edgecnn.quantize.search"}  # fmt: skip
+_LAZY = {
+    "quantize": "edgecnn.quantize.api",
+    "QuantizeReport": "edgecnn.quantize.api",
+    "search_within_budget": "edgecnn.quantize.search",
+}
 
 
 def __getattr__(name: str) -> Any:

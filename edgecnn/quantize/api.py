@@ -238,8 +238,9 @@ def quantize(
     )
     accuracy = evaluate(src, dst, meta, eval_data) if eval_data else None
     speed = measure_pair(src, dst) if measure_speed else None
-    return QuantizeReport(**{**report.__dict__, "accuracy": accuracy, "speed": speed,
-                             "seconds": time.perf_counter() - t0})  # fmt: skip
+    return QuantizeReport(
+        **{**report.__dict__, "accuracy": accuracy, "speed": speed, "seconds": time.perf_counter() - t0}
+    )
 
 
 def _input_name(path: Path) -> str:
@@ -270,8 +271,16 @@ def evaluate(fp32: Path, quant: Path, meta: ModelMetadata, data: str) -> dict[st
 
     qclf = Classifier(quant, provider="cpu")
     x, y, described = sample_inputs(meta, data)
-    rep = compare(Classifier(fp32, provider="cpu"), qclf, x, y, meta.labels, bars_for(qclf.metadata),
-                  names=("fp32", "quantized"), data=described)  # fmt: skip
+    rep = compare(
+        Classifier(fp32, provider="cpu"),
+        qclf,
+        x,
+        y,
+        meta.labels,
+        bars_for(qclf.metadata),
+        names=("fp32", "quantized"),
+        data=described,
+    )
     return rep.to_dict()
 
 
@@ -280,8 +289,10 @@ def measure_pair(a: Path, b: Path, seconds: float = 0.6, rounds: int = 3) -> dic
     from edgecnn.runtime.classifier import Classifier
     from edgecnn.runtime.session import SessionSettings
 
-    clfs = {"before": Classifier(a, provider="cpu", settings=SessionSettings(threads=1)),
-            "after": Classifier(b, provider="cpu", settings=SessionSettings(threads=1))}  # fmt: skip
+    clfs = {
+        "before": Classifier(a, provider="cpu", settings=SessionSettings(threads=1)),
+        "after": Classifier(b, provider="cpu", settings=SessionSettings(threads=1)),
+    }
     spec = clfs["before"].metadata.input
     x1 = np.random.default_rng(0).random((1, *spec.sample_shape), dtype=np.float32)
     x32 = np.repeat(x1, 32, axis=0)

@@ -82,8 +82,9 @@ def search_within_budget(
             drop = -(rep.accuracy or {}).get("accuracy_delta_pp", 0.0)
             thr = rep.speed["after"]["throughput_batch32"] if rep.speed else 0.0
             fits = drop <= budget_pp
-            tried.append({"config": cfg.describe(), "accuracy_drop_pp": drop,
-                          "throughput_batch32": thr, "within_budget": fits})  # fmt: skip
+            tried.append(
+                {"config": cfg.describe(), "accuracy_drop_pp": drop, "throughput_batch32": thr, "within_budget": fits}
+            )
             if fits and (best is None or thr > best[0]):
                 best = (thr, rep, out)
         if best is None:

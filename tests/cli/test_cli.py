@@ -49,8 +49,11 @@ def test_info(tiny_onnx: Path) -> None:
 
 @pytest.mark.parametrize("command", ["info", "classify"])
 def test_missing_model_is_one_line_exit_3(command: str, tmp_path: Path) -> None:
-    args = ["info", str(tmp_path / "nope.onnx")] if command == "info" else [
-        "classify", str(tmp_path), "--model", str(tmp_path / "nope.onnx")]  # fmt: skip
+    args = (
+        ["info", str(tmp_path / "nope.onnx")]
+        if command == "info"
+        else ["classify", str(tmp_path), "--model", str(tmp_path / "nope.onnx")]
+    )
     result = run(*args)
     assert result.exit_code == 3
     one_line_error(result, "nope.onnx: no such model file")
@@ -66,8 +69,9 @@ def test_wrong_file_is_one_line_exit_3(tmp_path: Path) -> None:
 
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "edgecnn", "--debug", "info", str(tmp_path / "x.onnx")],
-                         capture_output=True, text=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "edgecnn", "--debug", "info", str(tmp_path / "x.onnx")], capture_output=True, text=True
+    )
     assert out.returncode == 1 and "Traceback" in out.stderr and "ModelNotFoundError" in out.stderr
 
 
@@ -80,8 +84,18 @@ def test_classify_and_resume_flags(tiny_onnx: Path, tmp_path: Path) -> None:
     for i in range(5):
         write_png(tmp_path / "imgs" / f"{i}.png", seed=i)
     out = tmp_path / "r.jsonl"
-    result = run("classify", str(tmp_path / "imgs"), "-m", str(tiny_onnx), "-o", str(out), "--top-k", "2",
-                 "--json-summary", str(tmp_path / "s.json"))  # fmt: skip
+    result = run(
+        "classify",
+        str(tmp_path / "imgs"),
+        "-m",
+        str(tiny_onnx),
+        "-o",
+        str(out),
+        "--top-k",
+        "2",
+        "--json-summary",
+        str(tmp_path / "s.json"),
+    )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 5 and all(len(r["top_k"]) == 2 for r in rows)
@@ -111,8 +125,21 @@ def test_export_parity_quantize(tmp_path: Path) -> None:
     assert "top-1 agreement" in result.stdout and json.loads((tmp_path / "e.json").read_text())["passed"]
     ok = run("parity", str(onnx_path), str(onnx_path), "--data", "mnist5k", "--limit", "100")
     assert ok.exit_code == 0 and "PASS" in ok.stdout
-    q = run("quantize", str(onnx_path), "--mode", "int8", "--calibration", str(CALIBRATION), "--samples", "100",
-            "--eval", "mnist5k", "--no-speed", "--json", str(tmp_path / "q.json"))  # fmt: skip
+    q = run(
+        "quantize",
+        str(onnx_path),
+        "--mode",
+        "int8",
+        "--calibration",
+        str(CALIBRATION),
+        "--samples",
+        "100",
+        "--eval",
+        "mnist5k",
+        "--no-speed",
+        "--json",
+        str(tmp_path / "q.json"),
+    )
     assert q.exit_code == 0, q.output
     report = json.loads((tmp_path / "q.json").read_text())
     assert report["quantization"]["calibration_samples"] == 100 and report["accuracy"]["n"] == 1000
@@ -144,8 +171,18 @@ def test_export_refuses_lambda_exit_3(tmp_path: Path) -> None:
 @pytest.mark.needs_tf
 @pytest.mark.slow
 def test_train_small(tmp_path: Path) -> None:
-    result = run("train", "mnist-mlp-deep", "--data", "digits", "--epochs", "2", "--out", str(tmp_path),
-                 "--json", str(tmp_path / "t.json"))  # fmt: skip
+    result = run(
+        "train",
+        "mnist-mlp-deep",
+        "--data",
+        "digits",
+        "--epochs",
+        "2",
+        "--out",
+        str(tmp_path),
+        "--json",
+        str(tmp_path / "t.json"),
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "t.json").read_text())
     assert report["epochs_run"] == 2 and Path(report["model_path"]).is_file()

@@ -18,8 +18,14 @@ pytestmark = pytest.mark.needs_tf
 
 @pytest.fixture(scope="module")
 def int8(mnist_onnx: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    return quantize(mnist_onnx, tmp_path_factory.mktemp("q") / "m.int8.onnx", QuantizeConfig.int8(),
-                    calibration="mnist5k", eval_data="mnist5k", measure_speed=True)  # fmt: skip
+    return quantize(
+        mnist_onnx,
+        tmp_path_factory.mktemp("q") / "m.int8.onnx",
+        QuantizeConfig.int8(),
+        calibration="mnist5k",
+        eval_data="mnist5k",
+        measure_speed=True,
+    )
 
 
 def test_int8_meets_the_bars(int8, mnist_onnx: Path) -> None:  # type: ignore[no-untyped-def]
@@ -88,8 +94,13 @@ def test_bad_calibration_input(mnist_onnx: Path, tmp_path: Path) -> None:
     wrong = tmp_path / "wrong"
     write_png(wrong / "a" / "x.png")
     with pytest.raises(InputError, match="1 classes but the model has 10"):
-        quantize(mnist_onnx, tmp_path / "c.onnx", QuantizeConfig.int8(calibration_samples=1), calibration=str(wrong),
-                 measure_speed=False)  # fmt: skip
+        quantize(
+            mnist_onnx,
+            tmp_path / "c.onnx",
+            QuantizeConfig.int8(calibration_samples=1),
+            calibration=str(wrong),
+            measure_speed=False,
+        )
     assert not list(tmp_path.glob("*.onnx"))  # nothing half-written
 
 

@@ -163,8 +163,23 @@ def test_kill_9_then_resume_gives_every_path_once(tmp_path: Path) -> None:
     for i in range(400):
         Image.fromarray(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)).save(root / f"{i:04d}.png")
     out = tmp_path / "results.csv"
-    cmd = [sys.executable, "-m", "edgecnn", "classify", str(root), "--model", str(model), "--out", str(out),
-           "--batch", "8", "--workers", "1", "--threads", "1"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "edgecnn",
+        "classify",
+        str(root),
+        "--model",
+        str(model),
+        "--out",
+        str(out),
+        "--batch",
+        "8",
+        "--workers",
+        "1",
+        "--threads",
+        "1",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     part = partial_path(out)
     deadline = time.time() + 60

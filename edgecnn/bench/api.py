@@ -1,0 +1,269 @@
+"""``run_benchmark``: cold start, warm-up and steady-state latency of ONNX models (and baselines),
+interleaved in round-robin blocks so that machine drift hits every candidate alike."""
+
+from __future__ import annotations
+
+import logging
+import resource
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn._fs import sha256_file
+from edgecnn.bench.config import Baseline, BenchConfig
+from edgecnn.bench.runners import HostCopyRunner, OrtRunner, nodes_per_provider
+from edgecnn.bench.stats import summarize
+from edgecnn.errors import BenchGateError, UsageError
+from edgecnn.runtime.classifier import read_metadata
+from edgecnn.runtime.environment import describe_environment
+from edgecnn.runtime.metadata import ModelMetadata
+from edgecnn.runtime.providers import CPU, CUDA, TENSORRT, resolve_providers, short_name
+from edgecnn.runtime.session import SessionSettings, check_model_file, session_options
+
+log = logging.getLogger(__name__)
+INT8_OPS = ("QLinearConv", "QuantizeLinear", "DequantizeLinear", "ConvInteger", "QGemm", "MatMulInteger")
+
+
+@dataclass
+class BenchResult:
+    """Everything one benchmark run measured (JSON first; tables, Markdown and PNG render this)."""
+
+    environment: dict[str, Any]
+    settings: dict[str, Any]
+    models: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)  # one per runner × batch
+    notes: list[str] = field(default_factory=list)
+    verdict: dict[str, Any] = field(default_factory=lambda: {"passed": True, "failures": []})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "environment": self.environment,
+            "settings": self.settings,
+            "models": self.models,
+            "steady_state": self.rows,
+            "memory": {"peak_rss_mb": _peak_rss_mb()},
+            "notes": self.notes,
+            "verdict": self.verdict,
+        }
+
+    def raise_for_failure(self) -> BenchResult:
+        if not self.verdict["passed"]:
+            raise BenchGateError("benchmark gate missed: " + "; ".join(self.verdict["failures"]))
+        return self
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _variant(meta: ModelMetadata) -> str:
+    return str((meta.quantization or {}).get("mode", "fp32"))
+
+
+def _open(path: Path, config: BenchConfig, x1: np.ndarray) -> tuple[list[OrtRunner], dict[str, Any], list[str]]:
+    """Session(s) for one model, with cold-start timings and what the providers really did."""
+    import onnxruntime as ort
+
+    checked = check_model_file(path)
+    meta = read_metadata(checked)
+    plan = resolve_providers(
+        config.provider,
+        ort.get_available_providers(),
+        allow_fallback=config.allow_fallback,
+        trt_fp16=config.trt_fp16,
+        trt_int8=config.trt_int8,
+        trt_cache_dir=config.trt_cache,
+    )
+    notes = list(plan.warnings)
+    settings = SessionSettings(threads=config.threads)
+    t0 = time.perf_counter()
+    session = ort.InferenceSession(str(checked), sess_options=session_options(settings), **plan.as_session_args())
+    created = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    session.run(None, {session.get_inputs()[0].name: x1})
+    first = time.perf_counter() - t0
+    used = session.get_providers()
+    on_gpu = used[0] in (CUDA, TENSORRT)
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(checked), load_external_data=False).graph.node}
+    if used[0] == CUDA and ops & set(INT8_OPS):
+        notes.append(
+            f"WARNING {path.name}: an INT8 model on the CUDA provider runs slowly (no fast INT8 "
+            "convolutions there); use --provider tensorrt --trt-int8"
+        )
+    per_provider = nodes_per_provider(checked, plan.as_session_args(), session_options(settings), x1)
+    if set(per_provider) - {CPU} and CPU in per_provider and on_gpu:
+        notes.append(f"{path.name}: {per_provider[CPU]} node(s) fell back to the CPU provider")
+    io_binding = on_gpu if config.io_binding is None else config.io_binding
+    name = f"{path.name}"
+    runners: list[OrtRunner] = [OrtRunner(name, session, io_binding=io_binding, device="cuda" if on_gpu else "cpu")]
+    if on_gpu and io_binding:
+        runners.append(HostCopyRunner(f"{name} (with host copies)", session))
+    info = {
+        "path": str(path),
+        "sha256": sha256_file(checked),
+        "size_bytes": checked.stat().st_size,
+        "variant": _variant(meta),
+        "input": meta.input.to_dict(),
+        "opset": None,
+        "providers": {
+            "requested": config.provider.value if hasattr(config.provider, "value") else str(config.provider),
+            "used": [short_name(p) for p in used],
+            "nodes_per_provider": {short_name(k): v for k, v in per_provider.items()},
+        },
+        "cold_start": {"session_create_ms": created * 1e3, "first_inference_ms": first * 1e3},
+    }
+    return runners, info, notes
+
+
+def _inputs(meta: ModelMetadata, batches: tuple[int, ...], seed: int = 0) -> dict[int, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    one = rng.random((1, *meta.input.sample_shape), dtype=np.float32)
+    return {b: np.ascontiguousarray(np.repeat(one, b, axis=0)) for b in batches}
+
+
+def run_benchmark(models: list[str | Path], config: BenchConfig | None = None) -> BenchResult:
+    """Measure each model (and the requested baselines) with the same inputs and threads.
+
+    Raises:
+        ModelError, ProviderError, UsageError; BenchGateError only through ``raise_for_failure()``.
+    """
+    config = config or BenchConfig()
+    if not models:
+        raise UsageError("give at least one .onnx model")
+    paths = [Path(m) for m in models]
+    meta0 = read_metadata(paths[0])
+    for p in paths[1:]:
+        if read_metadata(p).input.sample_shape != meta0.input.sample_shape:
+            raise UsageError(f"{p}: input shape differs from {paths[0]}; compare models with the same input")
+    batches = config.effective_batches
+    xs = _inputs(meta0, batches)
+    env = describe_environment() | {"threads": config.threads}
+    result = BenchResult(environment=env, settings=_settings(config))
+    runners: list[Any] = []
+    for path in paths:
+        rs, info, notes = _open(path, config, xs[batches[0]][:1])
+        runners += rs
+        result.models.append(info)
+        result.notes += notes
+    if config.baselines:
+        runners += _baseline_runners(meta0, config, result)
+    for note in result.notes:
+        if note.startswith(("WARNING", "FALLBACK")):
+            warnings.warn(note, stacklevel=2)
+    for batch in batches:
+        _measure(runners, xs[batch], batch, config, result)
+    _apply_gates(result, config, {p.name for p in paths})
+    return result
+
+
+def _settings(config: BenchConfig) -> dict[str, Any]:
+    return {
+        "provider": str(getattr(config.provider, "value", config.provider)),
+        "batch_sizes": list(config.effective_batches),
+        "threads": config.threads,
+        "warmup": config.warmup,
+        "iterations": config.iterations,
+        "duration_s": config.duration_s,
+        "scenario": config.scenario.value,
+        "interleaved_block": config.block,
+        "baselines": [b.value for b in config.baselines],
+    }
+
+
+def _baseline_runners(meta: ModelMetadata, config: BenchConfig, result: BenchResult) -> list[Any]:
+    from edgecnn._optional import require
+
+    require("tensorflow")
+    from edgecnn.bench import baselines
+
+    note = baselines.set_tf_threads(config.threads)  # before the model initialises TensorFlow
+    if note:
+        result.notes.append(note)
+    model = baselines.find_keras_model(meta, config.keras_model)
+    out: list[Any] = []
+    if Baseline.keras in config.baselines:
+        out += baselines.keras_runners(model)
+    if Baseline.tflite in config.baselines:
+        calib = None
+        source = config.calibration or meta.source.get("data")
+        if source:
+            from edgecnn.quantize.calibration import load_calibration
+
+            try:
+                calib = load_calibration(source, meta, 100)
+            except Exception as err:  # a missing source must not cost the FP32 baseline
+                result.notes.append(f"tflite int8 calibration unavailable ({err})")
+        rs, notes = baselines.tflite_runners(model, config.threads, calib)
+        out += rs
+        result.notes += notes
+    return out
+
+
+def _measure(runners: list[Any], x: np.ndarray, batch: int, config: BenchConfig, result: BenchResult) -> None:
+    """Warm up each runner, then time them in interleaved blocks until each has its iterations/duration."""
+    times: dict[int, list[float]] = {i: [] for i in range(len(runners))}
+    warm: dict[int, list[float]] = {i: [] for i in range(len(runners))}
+    for i, r in enumerate(runners):
+        r.prepare(x)
+        for _ in range(config.warmup):
+            t = time.perf_counter()
+            r()
+            warm[i].append(time.perf_counter() - t)
+    budget = config.duration_s * len(runners)
+    started = time.perf_counter()
+    while True:
+        for i, r in enumerate(runners):
+            slow = "predict" in r.name  # model.predict costs ~70 ms a call: fewer, but still interleaved
+            block = max(1, config.block // (10 if slow else 1))
+            if config.iterations is not None and len(times[i]) >= config.iterations:
+                continue
+            for _ in range(block):
+                t = time.perf_counter()
+                r()
+                times[i].append(time.perf_counter() - t)
+        elapsed = time.perf_counter() - started
+        if config.iterations is not None:
+            if all(len(v) >= config.iterations for v in times.values()):
+                break
+        elif elapsed >= budget and all(len(v) >= 5 for v in times.values()):
+            break
+    first = None
+    for i, r in enumerate(runners):
+        stats = summarize(times[i], batch)
+        first = first or stats
+        result.rows.append(
+            {
+                "name": r.name,
+                "kind": getattr(r, "kind", "onnxruntime"),
+                "batch": batch,
+                **stats,
+                "warmup": {"n": len(warm[i]), "mean_ms": float(np.mean(warm[i]) * 1e3) if warm[i] else None},
+                "host_device_copies_included": r.copies_included,
+                "p50_ratio_vs_first": stats["p50_ms"] / first["p50_ms"],
+                "throughput_ratio_vs_first": stats["throughput"] / first["throughput"],
+            }
+        )
+
+
+def _apply_gates(result: BenchResult, config: BenchConfig, onnx_names: set[str]) -> None:
+    failures = []
+    for row in result.rows:
+        if row["name"] not in onnx_names:
+            continue
+        if config.max_p95_ms is not None and row["p95_ms"] > config.max_p95_ms:
+            failures.append(f"{row['name']} batch {row['batch']}: p95 {row['p95_ms']:.3f} ms > {config.max_p95_ms} ms")
+        if config.min_throughput is not None and row["throughput"] < config.min_throughput:
+            failures.append(
+                f"{row['name']} batch {row['batch']}: {row['throughput']:.1f} items/s < {config.min_throughput}"
+            )
+    result.verdict = {
+        "passed": not failures,
+        "failures": failures,
+        "gates": {"max_p95_ms": config.max_p95_ms, "min_throughput": config.min_throughput},
+    }

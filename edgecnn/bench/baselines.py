@@ -1,0 +1,116 @@
+"""What users would pick instead: Keras (tf.function and model.predict) and TFLite (FP32 and INT8).
+
+Needs the [export] extra; imported only when ``--baseline`` asks for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn.bench.runners import CallableRunner
+from edgecnn.errors import UsageError
+from edgecnn.runtime.metadata import ModelMetadata
+
+log = logging.getLogger(__name__)
+
+
+def find_keras_model(meta: ModelMetadata, explicit: str | None) -> Any:
+    """The Keras model behind an export: ``--keras PATH`` / ``zoo:NAME``, else ``edgecnn.source.keras_path``."""
+    from edgecnn.export.keras_io import load_keras
+
+    src = explicit or meta.source.get("keras_path")
+    if not src:
+        raise UsageError("baselines need the Keras model: pass --keras PATH (or zoo:NAME)")
+    if str(src).startswith("zoo:"):
+        from edgecnn import zoo
+
+        return zoo.build(str(src)[4:])
+    if not Path(src).exists():
+        raise UsageError(f"baselines need the Keras model, but {src} (from the model's metadata) is gone; pass --keras")
+    return load_keras(src)
+
+
+def set_tf_threads(threads: int | None) -> str | None:
+    """Same threads as onnxruntime; returns a note when TF was already initialised."""
+    import tensorflow as tf
+
+    if threads is None:
+        return None
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError as err:
+        return f"TensorFlow threads could not be set ({err})"
+    return None
+
+
+def keras_runners(model: Any) -> list[CallableRunner]:
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True, jit_compile=False)
+    def forward(x: Any) -> Any:
+        return model(x, training=False)
+
+    return [
+        CallableRunner("keras tf.function", "keras", lambda x: forward(x).numpy(), convert=tf.constant),
+        CallableRunner("keras model.predict", "keras", lambda x: model.predict(x, verbose=0, batch_size=len(x))),
+    ]
+
+
+def tflite_runners(model: Any, threads: int | None, calib: np.ndarray | None) -> tuple[list[CallableRunner], list[str]]:
+    """TFLite FP32 and (with calibration data) full-integer INT8 interpreters of the same Keras model."""
+    import tensorflow as tf
+
+    notes: list[str] = []
+    runners = [_interpreter("tflite fp32", tf.lite.TFLiteConverter.from_keras_model(model).convert(), threads)]
+    if calib is None:
+        notes.append("tflite int8 skipped: no calibration data (pass --calibration)")
+        return runners, notes
+
+    def representative() -> Any:
+        for i in range(len(calib)):
+            yield [calib[i : i + 1]]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    runners.append(_interpreter("tflite int8", conv.convert(), threads))
+    return runners, notes
+
+
+def _interpreter(name: str, flatbuffer: bytes, threads: int | None) -> CallableRunner:
+    import tensorflow as tf
+
+    interp: dict[int, Any] = {}
+
+    def get(batch: int) -> Any:
+        if batch not in interp:
+            it = tf.lite.Interpreter(model_content=flatbuffer, num_threads=threads or -1)
+            detail = it.get_input_details()[0]
+            it.resize_tensor_input(detail["index"], [batch, *detail["shape"][1:]])
+            it.allocate_tensors()
+            interp[batch] = it
+        return interp[batch]
+
+    def convert(x: np.ndarray) -> tuple[Any, int, np.ndarray]:
+        it = get(len(x))
+        detail = it.get_input_details()[0]
+        if detail["dtype"] != np.float32:
+            scale, zero = detail["quantization"]
+            info = np.iinfo(detail["dtype"])
+            x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(detail["dtype"])
+        return it, detail["index"], x
+
+    def run(prepared: tuple[Any, int, np.ndarray]) -> None:
+        it, index, x = prepared
+        it.set_tensor(index, x)
+        it.invoke()
+
+    return CallableRunner(name, "tflite", run, convert=convert)

@@ -1,0 +1,59 @@
+"""Benchmark settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from edgecnn.errors import UsageError
+from edgecnn.runtime.providers import Provider
+
+
+class Scenario(str, Enum):
+    single_stream = "single-stream"  # batch 1 back to back: latency
+    offline = "offline"  # the largest batch: throughput
+
+
+class Baseline(str, Enum):
+    keras = "keras"  # the Keras model through a compiled tf.function (and model.predict)
+    tflite = "tflite"  # TFLite FP32 and full-integer INT8 of the same Keras model
+
+
+@dataclass(frozen=True, slots=True)
+class BenchConfig:
+    provider: Provider = Provider.cpu
+    batch_sizes: tuple[int, ...] = (1,)
+    threads: int | None = None  # intra-op threads; None: onnxruntime's default (all physical cores)
+    warmup: int = 10
+    iterations: int | None = None  # per model and batch size; None: run for ``duration_s``
+    duration_s: float = 2.0
+    block: int = 20  # iterations per round-robin block when several models are interleaved
+    scenario: Scenario = Scenario.single_stream
+    allow_fallback: bool = False
+    io_binding: bool | None = None  # None: on for GPU providers
+    baselines: tuple[Baseline, ...] = ()
+    keras_model: str | None = None  # for baselines when the ONNX metadata does not point at one
+    calibration: str | None = None  # data for the TFLite INT8 baseline (same as edgecnn's INT8)
+    max_p95_ms: float | None = None
+    min_throughput: float | None = None
+    trt_fp16: bool = False
+    trt_int8: bool = False
+    trt_cache: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
+            raise UsageError(f"--batch must be positive integers, got {self.batch_sizes}")
+        if self.iterations is not None and self.iterations < 1:
+            raise UsageError("--iterations must be >= 1")
+        if self.duration_s <= 0:
+            raise UsageError("--duration must be > 0")
+        if self.warmup < 0:
+            raise UsageError("--warmup must be >= 0")
+        if self.threads is not None and self.threads < 1:
+            raise UsageError("--threads must be >= 1")
+
+    @property
+    def effective_batches(self) -> tuple[int, ...]:
+        if self.scenario == Scenario.offline:
+            return (max(self.batch_sizes),)
+        return self.batch_sizes

@@ -1,0 +1,71 @@
+"""`edgecnn bench`: latency percentiles and throughput, per provider and variant, against the peers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgecnn.bench.config import Baseline, Scenario
+from edgecnn.cli._app import app, exits_on_error, parse_ints
+from edgecnn.runtime.providers import Provider
+
+
+@app.command("bench")
+@exits_on_error
+def bench_command(
+    models: Annotated[list[Path], typer.Argument(help="One or more .onnx models (measured interleaved).")],
+    provider: Annotated[Provider, typer.Option(case_sensitive=False, help="Execution provider.")] = Provider.cpu,
+    batch: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1",
+    threads: Annotated[int | None, typer.Option(help="Intra-op threads (baselines get the same).")] = None,
+    warmup: Annotated[int, typer.Option(help="Warm-up calls, reported apart.")] = 10,
+    iterations: Annotated[int | None, typer.Option(help="Timed calls per model and batch size.")] = None,
+    duration: Annotated[float, typer.Option(help="Seconds per model and batch size (without --iterations).")] = 2.0,
+    scenario: Annotated[Scenario, typer.Option(case_sensitive=False)] = Scenario.single_stream,
+    baseline: Annotated[list[Baseline] | None, typer.Option(case_sensitive=False, help="keras and/or tflite.")] = None,
+    keras: Annotated[str | None, typer.Option(help="Keras model for baselines (default: from metadata).")] = None,
+    calibration: Annotated[str | None, typer.Option(help="Calibration data for the TFLite INT8 baseline.")] = None,
+    allow_fallback: Annotated[bool, typer.Option(help="Run on what is available (loud warning).")] = False,
+    trt_fp16: Annotated[bool, typer.Option(help="TensorRT: allow FP16 kernels.")] = False,
+    trt_int8: Annotated[bool, typer.Option(help="TensorRT: INT8 (QDQ models).")] = False,
+    trt_cache: Annotated[str | None, typer.Option(help="TensorRT engine/timing cache folder.")] = None,
+    max_p95_ms: Annotated[float | None, typer.Option(help="Gate: fail (exit 4) above this p95.")] = None,
+    min_throughput: Annotated[float | None, typer.Option(help="Gate: fail (exit 4) below this items/s.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the full report as JSON.")] = None,
+    report_md: Annotated[Path | None, typer.Option("--report", help="Write a Markdown report.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write a PNG chart.")] = None,
+) -> None:
+    """Measure cold start, warm-up and steady-state latency (p50…p99.9) and throughput."""
+    from edgecnn import report
+    from edgecnn.bench import BenchConfig, run_benchmark
+    from edgecnn.bench.render import print_result, write_markdown, write_plot
+
+    config = BenchConfig(
+        provider=provider,
+        batch_sizes=parse_ints(batch),
+        threads=threads,
+        warmup=warmup,
+        iterations=iterations,
+        duration_s=duration,
+        scenario=scenario,
+        allow_fallback=allow_fallback,
+        baselines=tuple(baseline or ()),
+        keras_model=keras,
+        calibration=calibration,
+        max_p95_ms=max_p95_ms,
+        min_throughput=min_throughput,
+        trt_fp16=trt_fp16,
+        trt_int8=trt_int8,
+        trt_cache=trt_cache,
+    )
+    result = run_benchmark(list(models), config)
+    data = result.to_dict()
+    print_result(data)
+    if json_out:
+        report.write_json(json_out, data)
+    if report_md:
+        write_markdown(data, report_md)
+    if plot:
+        write_plot(data, plot)
+    result.raise_for_failure()

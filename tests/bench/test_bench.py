@@ -1,0 +1,116 @@
+"""The benchmark harness: statistics against known arrays, the report's fields, gates, baselines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_tiny_onnx
+from typer.testing import CliRunner
+
+from edgecnn.bench import BenchConfig, run_benchmark
+from edgecnn.bench.stats import summarize
+from edgecnn.cli import app
+from edgecnn.errors import BenchGateError, UsageError
+
+
+def test_stats_on_known_values() -> None:
+    s = summarize(np.arange(1, 101) / 1e3, batch=4)  # 1..100 ms
+    assert s["n"] == 100 and s["min_ms"] == pytest.approx(1.0) and s["max_ms"] == pytest.approx(100.0)
+    assert s["mean_ms"] == pytest.approx(50.5) and s["p50_ms"] == pytest.approx(50.5)
+    assert s["p90_ms"] == pytest.approx(90.1) and s["p99_ms"] == pytest.approx(99.01)
+    assert s["std_ms"] == pytest.approx(np.std(np.arange(1, 101), ddof=1))
+    assert s["throughput"] == pytest.approx(4 * 1000 / 50.5)
+    assert s["unreliable_tails"] == ["p95", "p99", "p99.9"]
+    with pytest.raises(ValueError, match="no latency samples"):
+        summarize([], batch=1)
+
+
+def test_report_fields_and_interleaving(tmp_path: Path) -> None:
+    a = make_tiny_onnx(tmp_path / "a.onnx")
+    b = make_tiny_onnx(tmp_path / "b.onnx", seed=1)
+    result = run_benchmark([a, b], BenchConfig(batch_sizes=(1, 4), threads=1, warmup=3, iterations=50, block=10))
+    data = json.loads(json.dumps(result.to_dict()))
+    assert {"environment", "settings", "models", "steady_state", "memory", "verdict"} <= set(data)
+    assert data["environment"]["threads"] == 1 and data["environment"]["cpu_count"]
+    m = data["models"][0]
+    assert m["providers"]["used"] == ["cpu"] and m["providers"]["nodes_per_provider"]["cpu"] >= 5
+    assert m["cold_start"]["session_create_ms"] > 0 and len(m["sha256"]) == 64
+    rows = data["steady_state"]
+    assert [(r["name"], r["batch"]) for r in rows] == [("a.onnx", 1), ("b.onnx", 1), ("a.onnx", 4), ("b.onnx", 4)]
+    assert all(r["n"] >= 50 and r["warmup"]["n"] == 3 for r in rows)
+    assert rows[0]["throughput_ratio_vs_first"] == 1.0
+    assert data["memory"]["peak_rss_mb"] > 0 and data["verdict"]["passed"]
+
+
+def test_gates_fail_with_exit_4(tmp_path: Path) -> None:
+    model = make_tiny_onnx(tmp_path / "m.onnx")
+    result = run_benchmark([model], BenchConfig(iterations=20, warmup=1, max_p95_ms=1e-6))
+    with pytest.raises(BenchGateError, match="p95"):
+        result.raise_for_failure()
+    cli = CliRunner().invoke(app, ["bench", str(model), "--iterations", "20", "--min-throughput", "1e12"])
+    assert cli.exit_code == 4 and "benchmark gate missed" in cli.stderr
+
+
+def test_cli_writes_json_markdown_png(tmp_path: Path) -> None:
+    model = make_tiny_onnx(tmp_path / "m.onnx")
+    out = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            str(model),
+            "--batch",
+            "1,8",
+            "--iterations",
+            "30",
+            "--threads",
+            "1",
+            "--json",
+            str(tmp_path / "b.json"),
+            "--report",
+            str(tmp_path / "b.md"),
+            "--plot",
+            str(tmp_path / "b.png"),
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    assert "p50 ms" in out.stdout
+    assert len(json.loads((tmp_path / "b.json").read_text())["steady_state"]) == 2
+    assert "| m.onnx | 8 |" in (tmp_path / "b.md").read_text()
+    assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bad_options(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--batch"):
+        BenchConfig(batch_sizes=(0,))
+    a = make_tiny_onnx(tmp_path / "a.onnx")
+    b = make_tiny_onnx(tmp_path / "b.onnx", size=16)
+    with pytest.raises(UsageError, match="input shape differs"):
+        run_benchmark([a, b])
+    cuda = CliRunner().invoke(app, ["bench", str(a), "--provider", "cuda"])
+    if "CUDAExecutionProvider" not in __import__("onnxruntime").get_available_providers():
+        assert cuda.exit_code == 3 and "asked for provider 'cuda'" in cuda.stderr
+
+
+@pytest.mark.needs_tf
+@pytest.mark.slow
+def test_baselines_in_the_same_run(tmp_path: Path) -> None:
+    from edgecnn.bench import Baseline
+    from edgecnn.export import ExportConfig, export_keras
+
+    onnx_path = export_keras("zoo:mnist-mlp-deep", tmp_path / "m.onnx", ExportConfig(parity_samples=8)).path
+    cfg = BenchConfig(
+        batch_sizes=(1,),
+        threads=1,
+        iterations=20,
+        warmup=2,
+        keras_model="zoo:mnist-mlp-deep",
+        calibration="mnist5k",
+        baselines=(Baseline.keras, Baseline.tflite),
+    )
+    rows = run_benchmark([onnx_path], cfg).to_dict()["steady_state"]
+    names = [r["name"] for r in rows]
+    assert names == ["m.onnx", "keras tf.function", "keras model.predict", "tflite fp32", "tflite int8"]
+    assert all(r["n"] >= 20 and r["p50_ms"] > 0 for r in rows)
