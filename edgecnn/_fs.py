@@ -26,16 +26,46 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(target: Path) -> list[Path]:
+    """Remove temporary files left beside ``target`` by writers that were killed (their pid is gone)."""
+    removed = []
+    for tmp in target.parent.glob(f"{TMP_PREFIX}{target.name}.*"):
+        try:
+            pid = int(tmp.name[len(TMP_PREFIX) + len(target.name) + 1 :].split(".", 1)[0])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not _pid_alive(pid):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it replaces ``target`` atomically.
 
     For libraries that write by path (``onnx.save``, ``keras.Model.save``). On any exception,
     including KeyboardInterrupt, the temporary file is removed and ``target`` is left as it was.
+    A writer killed outright (SIGKILL) leaves its temporary file; the next write of the same
+    target removes it (the name carries the writer's pid).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=suffix or target.suffix, dir=target.parent)
+    remove_stale_temps(target)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f"{TMP_PREFIX}{target.name}.{os.getpid()}.", suffix=suffix or target.suffix, dir=target.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     try:

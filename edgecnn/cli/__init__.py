@@ -20,11 +20,7 @@ _COMMAND_MODULES = (
     "doctor",
 )
 for _name in _COMMAND_MODULES:
-    try:
-        importlib.import_module(f"edgecnn.cli.{_name}")
-    except ModuleNotFoundError as _err:  # a command module not written yet must not break the others
-        if _err.name != f"edgecnn.cli.{_name}":
-            raise
+    importlib.import_module(f"edgecnn.cli.{_name}")
 
 
 def main() -> None:

@@ -15,10 +15,9 @@ def to_probabilities(raw: np.ndarray, kind: OutputKind) -> np.ndarray:
         ModelError: the model produced NaN or Inf (argmax would silently pick class 0).
     """
     raw = np.asarray(raw, dtype=np.float32)
-    if raw.ndim == 1:
-        raw = raw[:, None]
-    raw = raw.reshape(raw.shape[0], -1)
-    if not np.isfinite(raw).all():
+    if raw.ndim != 2:
+        raw = raw.reshape(raw.shape[0], -1) if raw.ndim > 1 else raw[:, None]
+    if not np.isfinite(raw.sum()) and not np.isfinite(raw).all():
         bad = int((~np.isfinite(raw)).any(axis=1).sum())
         raise ModelError(f"the model produced NaN/Inf outputs for {bad} of {raw.shape[0]} samples")
     if kind == OutputKind.sigmoid:

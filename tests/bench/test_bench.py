@@ -114,3 +114,14 @@ def test_baselines_in_the_same_run(tmp_path: Path) -> None:
     names = [r["name"] for r in rows]
     assert names == ["m.onnx", "keras tf.function", "keras model.predict", "tflite fp32", "tflite int8"]
     assert all(r["n"] >= 20 and r["p50_ms"] > 0 for r in rows)
+
+
+@pytest.mark.gpu
+def test_cuda_io_binding_path(tmp_path: Path) -> None:
+    """Device latency with IO binding plus an end-to-end row with host copies, on a real GPU."""
+    model = make_tiny_onnx(tmp_path / "m.onnx")
+    data = run_benchmark([model], BenchConfig(provider="cuda", iterations=20, warmup=2)).to_dict()
+    assert data["models"][0]["providers"]["used"][0] == "cuda"
+    names = [r["name"] for r in data["steady_state"]]
+    assert names == ["m.onnx", "m.onnx (with host copies)"]
+    assert data["steady_state"][0]["host_device_copies_included"] is False

@@ -56,7 +56,10 @@ def test_kill_9_mid_write_leaves_previous_file(tmp_path: Path) -> None:
     proc.wait(timeout=10)
     assert target.read_bytes() == b"previous"
     time.sleep(0.05)
-    assert all(p.name.startswith(TMP_PREFIX) or p == target for p in tmp_path.iterdir())
+    stray = [p for p in tmp_path.iterdir() if p != target]
+    assert len(stray) == 1 and stray[0].name.startswith(TMP_PREFIX + "big.bin.")
+    write_text_atomic(target, "next")  # the next write of the same target removes the dead writer's file
+    assert sorted(tmp_path.iterdir()) == [target] and target.read_text() == "next"
 
 
 def test_sha256_and_variant_names(tmp_path: Path) -> None:

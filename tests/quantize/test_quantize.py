@@ -141,3 +141,25 @@ def test_catsdogs_variants_run_through_classifier(tmp_path: Path) -> None:
         assert r.speed["after"]["throughput_batch32"] > 0 and r.speed["after"]["p50_ms_batch1"] > 0
         pred = Classifier(r.path).predict(calib / "cat" / "0.png")
         assert pred.label in ("cat", "dog")
+
+
+@pytest.mark.slow
+def test_accuracy_budget_keeps_the_fastest_within_budget(mnist_onnx: Path, tmp_path: Path) -> None:
+    from edgecnn.errors import AccuracyBudgetError
+    from edgecnn.quantize import search_within_budget
+
+    result = search_within_budget(
+        mnist_onnx,
+        tmp_path / "best.int8.onnx",
+        0.5,
+        calibration="calibration/mnist" if Path("calibration/mnist").is_dir() else "mnist5k",
+        eval_data="mnist5k",
+    )
+    tried = result.tried
+    assert len(tried) >= 6 and {t["config"].split()[2] for t in tried} == {"per-channel", "per-tensor"}
+    fitting = [t for t in tried if t["within_budget"]]
+    assert fitting and result.chosen.path == tmp_path / "best.int8.onnx" and result.chosen.path.is_file()
+    assert result.chosen.speed["after"]["throughput_batch32"] == max(t["throughput_batch32"] for t in fitting)
+    with pytest.raises(AccuracyBudgetError, match="no INT8 configuration stays within -1"):
+        search_within_budget(mnist_onnx, tmp_path / "never.onnx", -1.0, calibration="mnist5k", eval_data="mnist5k")
+    assert not (tmp_path / "never.onnx").exists()
