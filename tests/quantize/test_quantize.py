@@ -152,7 +152,7 @@ def test_accuracy_budget_keeps_the_fastest_within_budget(mnist_onnx: Path, tmp_p
         mnist_onnx,
         tmp_path / "best.int8.onnx",
         0.5,
-        calibration="calibration/mnist" if Path("calibration/mnist").is_dir() else "mnist5k",
+        calibration=str(Path(__file__).resolve().parents[2] / "calibration" / "mnist"),
         eval_data="mnist5k",
     )
     tried = result.tried
