@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecnn.data.labels import CIFAR10, DIGITS, FASHION
 from edgecnn.errors import InputError, UsageError
 
 SPLITS = ("train", "val", "test", "all")
@@ -73,7 +74,7 @@ def _mnist5k(split: str, seed: int) -> Dataset:
         table = np.loadtxt(fh, delimiter=",", dtype=np.float32)
     x = table[:, :-1].reshape(-1, 28, 28, 1).clip(0, 255).astype(np.uint8)
     y = table[:, -1].astype(np.int64)
-    ds = Dataset("mnist5k", x, y, tuple(str(i) for i in range(10)))
+    ds = Dataset("mnist5k", x, y, DIGITS)
     train_idx, test_idx = split_indices(y, test_fraction=0.2, seed=0)  # the split itself never moves
     return _pick(ds, split, seed, train_idx, test_idx)
 
@@ -89,7 +90,7 @@ def _digits(split: str, seed: int) -> Dataset:
     small = (bunch.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
     x = np.stack([np.asarray(Image.fromarray(im).resize((28, 28), Image.Resampling.BILINEAR)) for im in small])
     y = bunch.target.astype(np.int64)
-    ds = Dataset("digits", x[..., None], y, tuple(str(i) for i in range(10)))
+    ds = Dataset("digits", x[..., None], y, DIGITS)
     train_idx, test_idx = split_indices(y, test_fraction=0.2, seed=0)
     return _pick(ds, split, seed, train_idx, test_idx)
 
@@ -180,39 +181,9 @@ _LOADERS: dict[str, Callable[[str, int], Dataset]] = {
     "mnist5k": _mnist5k,
     "digits": _digits,
     "telemetry": _telemetry,
-    "mnist": _keras_dataset("mnist", "mnist", tuple(str(i) for i in range(10))),
-    "fashion-mnist": _keras_dataset(
-        "fashion-mnist",
-        "fashion_mnist",
-        (
-            "T-shirt/top",
-            "Trouser",
-            "Pullover",
-            "Dress",
-            "Coat",
-            "Sandal",
-            "Shirt",
-            "Sneaker",
-            "Bag",
-            "Ankle boot",
-        ),
-    ),
-    "cifar10": _keras_dataset(
-        "cifar10",
-        "cifar10",
-        (
-            "airplane",
-            "automobile",
-            "bird",
-            "cat",
-            "deer",
-            "dog",
-            "frog",
-            "horse",
-            "ship",
-            "truck",
-        ),
-    ),
+    "mnist": _keras_dataset("mnist", "mnist", DIGITS),
+    "fashion-mnist": _keras_dataset("fashion-mnist", "fashion_mnist", FASHION),
+    "cifar10": _keras_dataset("cifar10", "cifar10", CIFAR10),
 }
 OFFLINE = ("mnist5k", "digits", "telemetry")
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgecnn.data.labels import CIFAR10
 from edgecnn.runtime.metadata import Layout, OutputKind
-from edgecnn.zoo.mnist import _keras
-from edgecnn.zoo.registry import CIFAR10, RGB, ZooSpec, register
+from edgecnn.zoo.mnist import small_cnn
+from edgecnn.zoo.registry import RGB, ZooSpec, register
 
 
 @register(
@@ -27,19 +28,4 @@ from edgecnn.zoo.registry import CIFAR10, RGB, ZooSpec, register
     )
 )
 def cifar10_cnn(**_: Any) -> Any:
-    keras = _keras()
-    L = keras.layers
-    return keras.Sequential(
-        [
-            keras.Input((32, 32, 3), name="input"),
-            L.Conv2D(32, 3, activation="relu"),
-            L.MaxPooling2D(2),
-            L.Conv2D(64, 3, activation="relu"),
-            L.MaxPooling2D(2),
-            L.Conv2D(64, 3, activation="relu"),
-            L.Flatten(),
-            L.Dense(64, activation="relu"),
-            L.Dense(10),
-        ],
-        name="cifar10-cnn",
-    )
+    return small_cnn("cifar10-cnn", (32, 32, 3), head_activation=None)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgecnn.data.labels import DIGITS, FASHION
 from edgecnn.runtime.metadata import Layout, OutputKind
-from edgecnn.zoo.registry import DIGITS, FASHION, GRAY, ZooSpec, register
+from edgecnn.zoo.registry import GRAY, ZooSpec, register
 
 
 def _keras() -> Any:
@@ -107,11 +108,16 @@ def _cnn_spec(name: str, params: int, layers: str, acc: str, source: str) -> Zoo
     )
 )
 def mnist_cnn(**_: Any) -> Any:
+    return small_cnn("mnist-cnn", (28, 28, 1), head_activation="softmax")
+
+
+def small_cnn(name: str, input_shape: tuple[int, int, int], head_activation: str | None) -> Any:
+    """The TensorFlow-tutorial convnet: Conv 32, Pool, Conv 64, Pool, Conv 64, Dense 64, Dense 10."""
     keras = _keras()
     L = keras.layers
     return keras.Sequential(
         [
-            keras.Input((28, 28, 1), name="input"),
+            keras.Input(input_shape, name="input"),
             L.Conv2D(32, 3, activation="relu"),
             L.MaxPooling2D(2),
             L.Conv2D(64, 3, activation="relu"),
@@ -119,9 +125,9 @@ def mnist_cnn(**_: Any) -> Any:
             L.Conv2D(64, 3, activation="relu"),
             L.Flatten(),
             L.Dense(64, activation="relu"),
-            L.Dense(10, activation="softmax"),
+            L.Dense(10, activation=head_activation),
         ],
-        name="mnist-cnn",
+        name=name,
     )
 
 

@@ -115,17 +115,3 @@ GRAY = PreprocessSpec(color_mode=ColorMode.L, resize="bilinear", scale=1.0 / 255
 RGB = PreprocessSpec(color_mode=ColorMode.RGB, resize="bilinear", scale=1.0 / 255.0, offset=0.0)
 RGB_RAW = PreprocessSpec(color_mode=ColorMode.RGB, resize="bilinear", scale=1.0, offset=0.0, model_rescales=True)
 SIGNAL = PreprocessSpec(color_mode=ColorMode.L, resize="bilinear", scale=1.0 / 255.0, offset=0.0)
-DIGITS = tuple(str(i) for i in range(10))
-FASHION = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-)
-CIFAR10 = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
