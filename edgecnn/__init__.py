@@ -1,8 +1,9 @@
 """edgecnn: take a Keras image CNN to a fast, verified ONNX model on the edge.
 
 The runtime (``Classifier``) needs only numpy, onnxruntime and Pillow. Heavier entry points
-(``export_keras``, ``quantize``, ``compare``, ``run_benchmark``) load on first use, so importing
-edgecnn never imports TensorFlow.
+(``export_keras``, ``compare``, ``run_benchmark``) load on first use, so importing edgecnn never
+imports TensorFlow. Quantization lives in ``edgecnn.quantize`` (``from edgecnn.quantize import
+quantize``): a top-level ``edgecnn.quantize`` function would be shadowed by the subpackage.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from edgecnn.runtime import Classifier, ModelMetadata, Prediction, Provider, rea
 _LAZY = {
     "export_keras": "edgecnn.export",
     "ExportConfig": "edgecnn.export",
-    "quantize": "edgecnn.quantize",
     "QuantizeConfig": "edgecnn.quantize",
     "compare": "edgecnn.parity",
     "run_benchmark": "edgecnn.bench",
