@@ -59,12 +59,23 @@ def installed_ort_packages() -> list[str]:
     return found
 
 
-def diagnose_gpu_install(available: list[str] | None = None, packages: list[str] | None = None) -> list[str]:
+def cuda_libraries() -> dict[str, bool]:
+    """Whether the CUDA runtime, cuBLAS and cuDNN shared libraries can be found (no GPU needed to ask)."""
+    import ctypes.util
+
+    return {lib: ctypes.util.find_library(lib) is not None for lib in ("cudart", "cublas", "cudnn")}
+
+
+def diagnose_gpu_install(
+    available: list[str] | None = None, packages: list[str] | None = None, libraries: dict[str, bool] | None = None
+) -> list[str]:
     """Plain-language problems with the GPU setup (empty list: nothing to report)."""
     if packages is None:
         packages = installed_ort_packages()
     names = [p.split()[0] for p in packages]
     problems = []
+    libs = cuda_libraries() if libraries is None else libraries
+    missing = [lib for lib, found in libs.items() if not found]
     if "onnxruntime" in names and "onnxruntime-gpu" in names:
         problems.append(
             "both onnxruntime and onnxruntime-gpu are installed; they clash and the CPU one usually wins: "
@@ -74,6 +85,8 @@ def diagnose_gpu_install(available: list[str] | None = None, packages: list[str]
         problems.append("onnxruntime-gpu is not installed (the CPU package 'onnxruntime' has no CUDA provider)")
     if available is not None and "onnxruntime-gpu" in names and CUDA not in available:
         problems.append("onnxruntime-gpu is installed but offers no CUDA provider: check the CUDA/cuDNN libraries")
+    if missing:
+        problems.append(f"CUDA libraries not found on this machine: {', '.join(missing)}")
     return problems
 
 

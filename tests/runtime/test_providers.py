@@ -53,10 +53,13 @@ def test_unknown_provider() -> None:
 
 
 def test_both_wheels_installed_is_diagnosed() -> None:
-    problems = diagnose_gpu_install([CPU], ["onnxruntime 1.31.1", "onnxruntime-gpu 1.31.1"])
+    libs = {"cudart": True, "cublas": True, "cudnn": True}
+    problems = diagnose_gpu_install([CPU], ["onnxruntime 1.31.1", "onnxruntime-gpu 1.31.1"], libs)
     assert any("both onnxruntime and onnxruntime-gpu" in p for p in problems)
-    assert any("no CUDA provider" in p for p in diagnose_gpu_install([CPU], ["onnxruntime-gpu 1.31.1"]))
-    assert diagnose_gpu_install(GPU, ["onnxruntime-gpu 1.31.1"]) == []
+    assert any("no CUDA provider" in p for p in diagnose_gpu_install([CPU], ["onnxruntime-gpu 1.31.1"], libs))
+    assert diagnose_gpu_install(GPU, ["onnxruntime-gpu 1.31.1"], libs) == []
+    no_cudnn = diagnose_gpu_install(GPU, ["onnxruntime-gpu 1.31.1"], {**libs, "cudnn": False})
+    assert no_cudnn == ["CUDA libraries not found on this machine: cudnn"]
 
 
 @pytest.mark.gpu
