@@ -152,9 +152,9 @@ def load_keras(path: str | Path, *, unsafe: bool = False) -> Any:
             raise UnsafeModelError(f"{p}: SavedModel folders can run code when loaded; " + _trust_hint(p), path=p)
         warnings.warn(f"{p}: loading a SavedModel, which can run code", stacklevel=2)
         try:
-            return keras.layers.TFSMLayer(str(p), call_endpoint="serving_default")
+            return _wrap_saved_model(p, keras)
         except Exception as err:
-            raise ModelFormatError(f"{p}: cannot load SavedModel ({err})", path=p) from err
+            raise ModelFormatError(f"{p}: cannot load SavedModel ({type(err).__name__}: {err})", path=p) from err
     suffix = p.suffix.lower()
     if suffix in (".h5", ".hdf5"):
         with open(p, "rb") as fh:
@@ -184,6 +184,19 @@ def load_keras(path: str | Path, *, unsafe: bool = False) -> Any:
         raise ModelFormatError(f"{p}: cannot load ({err})", path=p) from err
     except Exception as err:
         raise ModelFormatError(f"{p}: cannot load ({type(err).__name__}: {err})", path=p) from err
+
+
+def _wrap_saved_model(path: Path, keras: Any) -> Any:
+    """A SavedModel's serving signature as a Keras model with a known input shape."""
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(str(path)).signatures["serving_default"]
+    spec = next(iter(signature.structured_input_signature[1].values()))
+    inputs = keras.Input(tuple(spec.shape[1:]), name="input")
+    outputs = keras.layers.TFSMLayer(str(path), call_endpoint="serving_default")(inputs)
+    if isinstance(outputs, dict):
+        outputs = next(iter(outputs.values()))
+    return keras.Model(inputs, outputs, name=path.name)
 
 
 def keras_predictor(model: Any, output: OutputKind) -> Predictor:
@@ -234,14 +247,28 @@ def read_sidecar(model_path: str | Path) -> dict[str, Any]:
 
 # -- metadata from the model itself -----------------------------------------------------------------
 def infer_output_kind(model: Any) -> OutputKind:
-    """softmax / sigmoid / logits from the last layer's activation."""
+    """softmax / sigmoid / logits from the last layer's activation (probed when the model is opaque)."""
     last = model.layers[-1] if getattr(model, "layers", None) else None
+    if type(last).__name__ == "TFSMLayer":
+        return _probe_output_kind(model)
     act = getattr(getattr(last, "activation", None), "__name__", "linear")
     units = int(model.outputs[0].shape[-1]) if getattr(model, "outputs", None) else 0
     if act == "softmax":
         return OutputKind.softmax
     if act == "sigmoid" and units == 1:
         return OutputKind.sigmoid
+    return OutputKind.logits
+
+
+def _probe_output_kind(model: Any) -> OutputKind:
+    """An opaque SavedModel: outputs that are probabilities on random inputs are taken as such."""
+    shape = (8, *tuple(model.inputs[0].shape[1:]))
+    out = np.asarray(model(np.random.default_rng(0).random(shape, dtype=np.float32) * 255, training=False))
+    out = out.reshape(len(out), -1)
+    if out.shape[1] == 1 and ((out >= 0) & (out <= 1)).all():
+        return OutputKind.sigmoid
+    if ((out >= 0) & (out <= 1)).all() and np.allclose(out.sum(axis=1), 1.0, atol=1e-4):
+        return OutputKind.softmax
     return OutputKind.logits
 
 

@@ -144,3 +144,21 @@ def test_missing_file() -> None:
 
     with pytest.raises(ModelNotFoundError, match="no such model file"):
         load_keras("nowhere/model.keras")
+
+
+@pytest.mark.slow
+def test_saved_model_needs_trust_then_exports(tmp_path: Path) -> None:
+    import keras
+
+    from edgecnn.export import ExportConfig, export_keras
+    from edgecnn.export.keras_io import load_keras
+
+    model = keras.Sequential(
+        [keras.Input((6, 6, 1)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")]
+    )
+    model.export(str(tmp_path / "sm"), format="tf_saved_model")
+    with pytest.raises(UnsafeModelError, match="SavedModel folders can run code"):
+        load_keras(tmp_path / "sm")
+    with pytest.warns(UserWarning, match="SavedModel"):
+        report = export_keras(tmp_path / "sm", tmp_path / "sm.onnx", ExportConfig(unsafe=True, parity_samples=8))
+    assert report.passed and report.metadata.output.value == "softmax" and report.metadata.input.height == 6
