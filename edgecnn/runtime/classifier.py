@@ -134,7 +134,8 @@ class Classifier:
     def pixels(self, item: ImageLike) -> np.ndarray:
         """One image -> uint8 (H, W, C) at the model's size and colour mode."""
         if isinstance(item, (str, Path)):
-            item = load_image(item)
+            spec = self.metadata.input
+            item = load_image(item, draft_size=(spec.width, spec.height) if spec.is_image else None)
         elif isinstance(item, np.ndarray):
             if item.dtype != np.uint8 or item.ndim not in (2, 3):
                 raise InputError(f"expected a uint8 image array (H, W[, C]), got {item.dtype} {item.shape}")

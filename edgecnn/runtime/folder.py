@@ -105,44 +105,57 @@ def classify_paths(
     batch_size: int = 32,
     workers: int | None = None,
 ) -> Iterator[ClassifyRow]:
-    """Rows for ``paths`` in order: decode in a pool, infer in batches, errors become rows."""
+    """Rows for ``paths`` in order: decode in a pool, infer in batches, errors become rows.
+
+    The next batch's images are already decoding in the pool while the current batch runs through
+    the model, so decoding and inference overlap.
+    """
+    from collections import deque
+
     from edgecnn.runtime.preprocess import pixels_to_input
 
     workers = workers or min(8, (os.cpu_count() or 2))
-    items = ((p, None) if isinstance(p, (str, os.PathLike)) else p for p in paths)
+    items = iter((p, None) if isinstance(p, (str, os.PathLike)) else p for p in paths)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="edgecnn-decode") as pool:
-        pending: list[tuple[str, Any]] = []
+        queue: deque[tuple[str, Any]] = deque()
 
-        def flush() -> Iterator[ClassifyRow]:
-            results = [(p, f.result() if hasattr(f, "result") else f) for p, f in pending]
-            good = [(p, r) for p, r in results if isinstance(r, np.ndarray)]
-            preds: dict[str, Any] = {}
-            if good:
-                try:
-                    batch = pixels_to_input(np.stack([r for _, r in good]), clf.metadata)
-                    for (p, _), pred in zip(good, clf.decode(clf.predict_proba(batch), top_k), strict=True):
-                        preds[p] = pred
-                except EdgeCNNError as err:
-                    for p, _ in good:
-                        preds[p] = err
-            for p, r in results:
-                out = preds.get(p, r)
-                if isinstance(out, EdgeCNNError):
-                    yield ClassifyRow(p, error_type=type(out).__name__, error=str(out))
+        def fill() -> None:  # keep up to two batches submitted ahead
+            while len(queue) < 2 * batch_size:
+                item = next(items, None)
+                if item is None:
+                    return
+                path, walk_error = os.fspath(item[0]), item[1]
+                if walk_error is not None:
+                    queue.append((path, InputError(f"{path}: {walk_error}", path=path)))
                 else:
-                    yield ClassifyRow(p, label=out.label, score=out.score, top_k=out.top_k)
+                    queue.append((path, pool.submit(_decode, clf, path)))
 
-        for path, walk_error in items:
-            path = os.fspath(path)
-            if walk_error is not None:
-                pending.append((path, InputError(f"{path}: {walk_error}", path=path)))
-            else:
-                pending.append((path, pool.submit(_decode, clf, path)))
-            if len(pending) >= batch_size:
-                yield from flush()
-                pending = []
-        if pending:
-            yield from flush()
+        fill()
+        while queue:
+            batch = [queue.popleft() for _ in range(min(batch_size, len(queue)))]
+            fill()
+            yield from _infer(clf, batch, top_k, pixels_to_input)
+
+
+def _infer(clf: Classifier, pending: list[tuple[str, Any]], top_k: int, pixels_to_input: Any) -> Iterator[ClassifyRow]:
+    """Wait for a batch's decodes, run the good ones through the model, yield rows in order."""
+    results = [(p, f.result() if hasattr(f, "result") else f) for p, f in pending]
+    good = [(p, r) for p, r in results if isinstance(r, np.ndarray)]
+    preds: dict[str, Any] = {}
+    if good:
+        try:
+            batch = pixels_to_input(np.stack([r for _, r in good]), clf.metadata)
+            for (p, _), pred in zip(good, clf.decode(clf.predict_proba(batch), top_k), strict=True):
+                preds[p] = pred
+        except EdgeCNNError as err:
+            for p, _ in good:
+                preds[p] = err
+    for p, r in results:
+        out = preds.get(p, r)
+        if isinstance(out, EdgeCNNError):
+            yield ClassifyRow(p, error_type=type(out).__name__, error=str(out))
+        else:
+            yield ClassifyRow(p, label=out.label, score=out.score, top_k=out.top_k)
 
 
 def classify_folder(

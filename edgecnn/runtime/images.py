@@ -39,8 +39,13 @@ def _check_regular_file(path: Path) -> None:
         raise ImageError(f"{path}: permission denied", path=path)
 
 
-def load_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+def load_image(
+    path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS, draft_size: tuple[int, int] | None = None
+) -> Image.Image:
     """Open, fully decode and normalise one image file to mode L, RGB or RGBA (8-bit).
+
+    ``draft_size`` (width, height): a JPEG may be decoded at 1/2, 1/4 or 1/8 scale as long as it stays
+    at least that large — several times faster when the model's input is much smaller than the photo.
 
     Raises:
         ImageError: not an image, truncated, too large (decompression bomb), unreadable, unsupported.
@@ -59,7 +64,8 @@ def load_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Im
                     )
                 if getattr(img, "n_frames", 1) > 1:
                     img.seek(0)
-                img.draft("RGB", (1024, 1024))  # JPEG: decode at a reduced scale when huge (cheap, still > model)
+                if draft_size is not None and img.format == "JPEG" and img.mode in ("RGB", "L"):
+                    img.draft(img.mode, draft_size)
                 img.load()
                 img = ImageOps.exif_transpose(img) or img
                 return to_8bit(img, path)
