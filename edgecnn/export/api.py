@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn._fs import atomic_path, sha256_file
-from edgecnn.errors import ExportError, ModelFormatError, UsageError
+from edgecnn.errors import ExportError, UsageError
 from edgecnn.parity.compare import ParityBars, ParityReport, compare
 from edgecnn.runtime.metadata import ModelMetadata, embed_metadata
 
@@ -206,4 +206,4 @@ def _offline_source(data: Any) -> str | None:
     return None
 
 
-__all__ = ["ExportConfig", "ExportReport", "ModelFormatError", "export_keras"]
+__all__ = ["ExportConfig", "ExportReport", "export_keras"]
