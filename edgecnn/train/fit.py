@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -94,7 +95,7 @@ def train(arch: str, out_dir: str | Path = "runs", config: TrainConfig | None = 
     """
     from edgecnn import zoo
     from edgecnn._optional import require
-    from edgecnn.data import load_source
+    from edgecnn.data import Dataset, load_source
     from edgecnn.export.keras_io import write_sidecar
     from edgecnn.runtime.preprocess import pixels_to_input
 
@@ -105,11 +106,11 @@ def train(arch: str, out_dir: str | Path = "runs", config: TrainConfig | None = 
     meta = spec.metadata()
     size = (meta.input.height, meta.input.width) if meta.input.is_image else None
     color = meta.preprocess.color_mode.value if meta.input.is_image else None
+    # everything but the test split; validation is carved from it below (config.validation_split)
     fit_parts = [
         load_source(data, split=part, seed=config.seed, image_size=size, color_mode=color) for part in ("train", "val")
     ]
-    train_ds = fit_parts[0].subset(np.arange(len(fit_parts[0])))
-    train_ds = type(train_ds)(
+    train_ds = Dataset(
         name=f"{data}:train+val",
         x=np.concatenate([p.x for p in fit_parts]),
         y=np.concatenate([p.y for p in fit_parts]),
@@ -122,9 +123,7 @@ def train(arch: str, out_dir: str | Path = "runs", config: TrainConfig | None = 
         raise UsageError(
             f"{arch} has {meta.num_classes} classes but data source {data!r} has {len(train_ds.class_names)}"
         )
-    meta = type(meta)(
-        labels=tuple(train_ds.class_names), input=meta.input, preprocess=meta.preprocess, output=meta.output
-    )
+    meta = dataclasses.replace(meta, labels=tuple(train_ds.class_names), source={})
     x_all, y_all = pixels_to_input(train_ds.x, meta), train_ds.y
     x_train, y_train, x_val, y_val = _split_train_val(x_all, y_all, config.validation_split, config.seed)
     x_test, y_test = pixels_to_input(test_ds.x, meta), test_ds.y
