@@ -20,7 +20,8 @@ class ArrayReader(CalibrationDataReader):
     def __init__(self, input_name: str, x: np.ndarray, batch_size: int = 32) -> None:
         self.input_name = input_name
         self.x = x
-        self.batch_size = batch_size
+        # equal batches: ORT's histogram collectors (entropy, percentile) cannot stack a short last batch
+        self.batch_size = max(d for d in range(1, min(batch_size, len(x)) + 1) if len(x) % d == 0)
         self._i = 0
 
     def get_next(self) -> dict[str, np.ndarray] | None:

@@ -154,6 +154,7 @@ def test_accuracy_budget_keeps_the_fastest_within_budget(mnist_onnx: Path, tmp_p
         0.5,
         calibration=str(Path(__file__).resolve().parents[2] / "calibration" / "mnist"),
         eval_data="mnist5k",
+        base=QuantizeConfig.int8(calibration_samples=200),  # the committed set holds 200 digits
     )
     tried = result.tried
     assert len(tried) >= 6 and {t["config"].split()[2] for t in tried} == {"per-channel", "per-tensor"}
@@ -163,3 +164,15 @@ def test_accuracy_budget_keeps_the_fastest_within_budget(mnist_onnx: Path, tmp_p
     with pytest.raises(AccuracyBudgetError, match="no INT8 configuration stays within -1"):
         search_within_budget(mnist_onnx, tmp_path / "never.onnx", -1.0, calibration="mnist5k", eval_data="mnist5k")
     assert not (tmp_path / "never.onnx").exists()
+
+
+def test_calibration_reader_uses_equal_batches() -> None:
+    from edgecnn.quantize.calibration import ArrayReader
+
+    reader = ArrayReader("input", np.zeros((200, 2), np.float32))
+    sizes = []
+    while (batch := reader.get_next()) is not None:
+        sizes.append(len(batch["input"]))
+    assert sum(sizes) == 200 and len(set(sizes)) == 1 and sizes[0] == 25
+    reader.rewind()
+    assert reader.get_next() is not None
