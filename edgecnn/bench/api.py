@@ -19,10 +19,12 @@ from edgecnn.bench.runners import HostCopyRunner, OrtRunner, nodes_per_provider
 from edgecnn.bench.stats import summarize
 from edgecnn.errors import BenchGateError, UsageError
 from edgecnn.runtime.classifier import read_metadata
+from edgecnn.runtime.engine import Engine, EngineSettings
 from edgecnn.runtime.environment import describe_environment
 from edgecnn.runtime.metadata import ModelMetadata
 from edgecnn.runtime.providers import CPU, CUDA, TENSORRT, resolve_providers, short_name
-from edgecnn.runtime.session import SessionSettings, check_model_file, session_options
+from edgecnn.runtime.session import check_model_file, session_options
+from edgecnn.runtime.tuning import load_tuning
 
 log = logging.getLogger(__name__)
 INT8_OPS = ("QLinearConv", "QuantizeLinear", "DequantizeLinear", "ConvInteger", "QGemm", "MatMulInteger")
@@ -64,8 +66,24 @@ def _variant(meta: ModelMetadata) -> str:
     return str((meta.quantization or {}).get("mode", "fp32"))
 
 
-def _open(path: Path, config: BenchConfig, x1: np.ndarray) -> tuple[list[OrtRunner], dict[str, Any], list[str]]:
-    """Session(s) for one model, with cold-start timings and what the providers really did."""
+def engine_settings(path: Path, config: BenchConfig, batch: int) -> tuple[EngineSettings, str]:
+    """Settings for one model at one batch size: given on the command line, else tuned, else default.
+
+    ``MODEL.tune.json`` (from ``edgecnn tune``) is used unless ``--threads``/``--streams`` are given or
+    tuning is off; batch 1 gets its latency winner, larger batches its throughput winner.
+    """
+    if config.tuned and config.threads is None and config.streams is None:
+        tuning, why = load_tuning(path)
+        if tuning is not None:
+            return tuning.settings_for("latency" if batch == 1 else "throughput"), why
+    given = EngineSettings(threads=config.threads, streams=config.streams or 1, spin=config.spin, call=config.call)
+    return given, "given" if config.threads is not None or config.streams is not None else "default"
+
+
+def _open(
+    path: Path, config: BenchConfig, batches: tuple[int, ...], x1: np.ndarray
+) -> tuple[list[OrtRunner], dict[str, Any], list[str]]:
+    """Engine(s) for one model, with cold-start timings and what the providers really did."""
     import onnxruntime as ort
 
     checked = check_model_file(path)
@@ -79,13 +97,20 @@ def _open(path: Path, config: BenchConfig, x1: np.ndarray) -> tuple[list[OrtRunn
         trt_cache_dir=config.trt_cache,
     )
     notes = list(plan.warnings)
-    settings = SessionSettings(threads=config.threads)
-    t0 = time.perf_counter()
-    session = ort.InferenceSession(str(checked), sess_options=session_options(settings), **plan.as_session_args())
-    created = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    session.run(None, {session.get_inputs()[0].name: x1})
-    first = time.perf_counter() - t0
+    chosen = {b: engine_settings(checked, config, b) for b in batches}
+    notes += [f"{path.name} batch {b}: {s.describe()} [{src}]" for b, (s, src) in chosen.items()]
+    engines: dict[EngineSettings, Engine] = {}
+    created = first = 0.0
+    for settings, _ in chosen.values():
+        if settings not in engines:
+            t0 = time.perf_counter()
+            engines[settings] = Engine(checked, config.provider, settings, plan=plan)
+            if len(engines) == 1:  # cold start of the first engine: session creation, then first inference
+                created = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                engines[settings].run(x1)
+                first = time.perf_counter() - t0
+    session = next(iter(engines.values())).session
     used = session.get_providers()
     on_gpu = used[0] in (CUDA, TENSORRT)
     import onnx
@@ -96,14 +121,16 @@ def _open(path: Path, config: BenchConfig, x1: np.ndarray) -> tuple[list[OrtRunn
             f"WARNING {path.name}: an INT8 model on the CUDA provider runs slowly (no fast INT8 "
             "convolutions there); use --provider tensorrt --trt-int8"
         )
-    per_provider = nodes_per_provider(checked, plan.as_session_args(), session_options(settings), x1)
+    sess_options = session_options(next(iter(engines)).session_settings())
+    per_provider = nodes_per_provider(checked, plan.as_session_args(), sess_options, x1)
     if set(per_provider) - {CPU} and CPU in per_provider and on_gpu:
         notes.append(f"{path.name}: {per_provider[CPU]} node(s) fell back to the CPU provider")
     io_binding = on_gpu if config.io_binding is None else config.io_binding
+    by_batch = {b: engines[s] for b, (s, _) in chosen.items()}
     name = f"{path.name}"
-    runners: list[OrtRunner] = [OrtRunner(name, session, io_binding=io_binding, device="cuda" if on_gpu else "cpu")]
+    runners: list[OrtRunner] = [OrtRunner(name, by_batch, io_binding=io_binding, device="cuda" if on_gpu else "cpu")]
     if on_gpu and io_binding:
-        runners.append(HostCopyRunner(f"{name} (with host copies)", session))
+        runners.append(HostCopyRunner(f"{name} (with host copies)", by_batch))
     info = {
         "path": str(path),
         "sha256": sha256_file(checked),
@@ -116,6 +143,7 @@ def _open(path: Path, config: BenchConfig, x1: np.ndarray) -> tuple[list[OrtRunn
             "used": [short_name(p) for p in used],
             "nodes_per_provider": {short_name(k): v for k, v in per_provider.items()},
         },
+        "engine": {str(b): {"settings": s.to_dict(), "source": src} for b, (s, src) in chosen.items()},
         "cold_start": {"session_create_ms": created * 1e3, "first_inference_ms": first * 1e3},
     }
     return runners, info, notes
@@ -147,7 +175,7 @@ def run_benchmark(models: list[str | Path], config: BenchConfig | None = None) -
     result = BenchResult(environment=env, settings=_settings(config))
     runners: list[Any] = []
     for path in paths:
-        rs, info, notes = _open(path, config, xs[batches[0]][:1])
+        rs, info, notes = _open(path, config, batches, xs[batches[0]][:1])
         runners += rs
         result.models.append(info)
         result.notes += notes
@@ -173,6 +201,9 @@ def _settings(config: BenchConfig) -> dict[str, Any]:
         "scenario": config.scenario.value,
         "interleaved_block": config.block,
         "baselines": [b.value for b in config.baselines],
+        "streams": config.streams,
+        "call": config.call.value,
+        "tuned": config.tuned,
     }
 
 
@@ -245,6 +276,7 @@ def _measure(runners: list[Any], x: np.ndarray, batch: int, config: BenchConfig,
                 **stats,
                 "warmup": {"n": len(warm[i]), "mean_ms": float(np.mean(warm[i]) * 1e3) if warm[i] else None},
                 "host_device_copies_included": r.copies_included,
+                "engine": r.settings_for(batch).describe() if hasattr(r, "settings_for") else None,
                 "p50_ratio_vs_first": stats["p50_ms"] / first["p50_ms"],
                 "throughput_ratio_vs_first": stats["throughput"] / first["throughput"],
             }

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from edgecnn.errors import UsageError
+from edgecnn.runtime.engine import CallPath
 from edgecnn.runtime.providers import Provider
 
 
@@ -23,7 +24,11 @@ class Baseline(str, Enum):
 class BenchConfig:
     provider: Provider = Provider.cpu
     batch_sizes: tuple[int, ...] = (1,)
-    threads: int | None = None  # intra-op threads; None: onnxruntime's default (all physical cores)
+    threads: int | None = None  # intra-op threads per stream; None: tuned, else onnxruntime's default
+    streams: int | None = None  # sessions running slices of each batch in parallel; None: tuned, else 1
+    spin: bool | None = None
+    call: CallPath = CallPath.direct
+    tuned: bool = True  # use MODEL.tune.json (edgecnn tune) when neither threads nor streams are given
     warmup: int = 10
     iterations: int | None = None  # per model and batch size; None: run for ``duration_s``
     duration_s: float = 2.0
@@ -51,6 +56,8 @@ class BenchConfig:
             raise UsageError("--warmup must be >= 0")
         if self.threads is not None and self.threads < 1:
             raise UsageError("--threads must be >= 1")
+        if self.streams is not None and self.streams < 1:
+            raise UsageError("--streams must be >= 1")
 
     @property
     def effective_batches(self) -> tuple[int, ...]:

@@ -15,48 +15,51 @@ import numpy as np
 
 
 class OrtRunner:
-    """``session.run`` with cached names, or IO binding with inputs/outputs on the device (GPU)."""
+    """An edgecnn Engine per batch size (tuned or given settings), or IO binding with data on the GPU."""
 
     kind = "onnxruntime"
 
-    def __init__(self, name: str, session: Any, *, io_binding: bool = False, device: str = "cpu") -> None:
+    def __init__(self, name: str, engines: dict[int, Any], *, io_binding: bool = False, device: str = "cpu") -> None:
         self.name = name
-        self.session = session
+        self.engines = engines  # batch size -> Engine (batch 1 may be tuned for latency, others for throughput)
         self.io_binding = io_binding
         self.device = device
-        self._in = session.get_inputs()[0].name
-        self._out = [o.name for o in session.get_outputs()]
+        self.engine: Any = None
         self._feed: Any = None
         self.copies_included = not io_binding
 
+    def settings_for(self, batch: int) -> Any:
+        return self.engines[batch].settings
+
     def prepare(self, x: np.ndarray) -> None:
+        self.engine = self.engines[len(x)]
         if not self.io_binding:
-            self._feed = {self._in: x}
+            self._feed = x
             return
         import onnxruntime as ort
 
-        binding = self.session.io_binding()
+        session = self.engine.session
+        binding = session.io_binding()
         value = ort.OrtValue.ortvalue_from_numpy(x, self.device, 0)
-        binding.bind_ortvalue_input(self._in, value)
-        for name in self._out:
-            binding.bind_output(name, self.device)
+        binding.bind_ortvalue_input(self.engine.input_name, value)
+        binding.bind_output(self.engine.output_name, self.device)
         self._feed = (binding, value)
 
     def __call__(self) -> None:
         if self.io_binding:
             binding, _ = self._feed
             binding.synchronize_inputs()
-            self.session.run_with_iobinding(binding)
+            self.engine.session.run_with_iobinding(binding)
             binding.synchronize_outputs()
         else:
-            self.session.run(self._out, self._feed)
+            self.engine.run(self._feed)
 
 
 class HostCopyRunner(OrtRunner):
     """End-to-end on a GPU: host input copied in, output copied back, every call."""
 
-    def __init__(self, name: str, session: Any, device: str = "cuda") -> None:
-        super().__init__(name, session, io_binding=False, device=device)
+    def __init__(self, name: str, engines: dict[int, Any], device: str = "cuda") -> None:
+        super().__init__(name, engines, io_binding=False, device=device)
         self.copies_included = True
 
 

@@ -18,6 +18,7 @@ _COMMAND_MODULES = (
     "classify",
     "demo",
     "doctor",
+    "tune",
 )
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"edgecnn.cli.{_name}")

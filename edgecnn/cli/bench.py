@@ -9,6 +9,7 @@ import typer
 
 from edgecnn.bench.config import Baseline, Scenario
 from edgecnn.cli._app import app, exits_on_error, parse_ints
+from edgecnn.runtime.engine import CallPath
 from edgecnn.runtime.providers import Provider
 
 
@@ -18,7 +19,15 @@ def bench_command(
     models: Annotated[list[Path], typer.Argument(help="One or more .onnx models (measured interleaved).")],
     provider: Annotated[Provider, typer.Option(case_sensitive=False, help="Execution provider.")] = Provider.cpu,
     batch: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1",
-    threads: Annotated[int | None, typer.Option(help="Intra-op threads (baselines get the same).")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="Intra-op threads per stream (baselines get the same); default: tuned.")
+    ] = None,
+    streams: Annotated[
+        int | None, typer.Option(help="Sessions running slices of each batch in parallel; default: tuned, else 1.")
+    ] = None,
+    spin: Annotated[bool | None, typer.Option("--spin/--no-spin", help="Intra-op spin-waiting.")] = None,
+    call: Annotated[CallPath, typer.Option(case_sensitive=False, help="How sessions are called.")] = CallPath.direct,
+    tuned: Annotated[bool, typer.Option(help="Use MODEL.tune.json from `edgecnn tune` when it matches.")] = True,
     warmup: Annotated[int, typer.Option(help="Warm-up calls, reported apart.")] = 10,
     iterations: Annotated[int | None, typer.Option(help="Timed calls per model and batch size.")] = None,
     duration: Annotated[float, typer.Option(help="Seconds per model and batch size (without --iterations).")] = 2.0,
@@ -45,6 +54,10 @@ def bench_command(
         provider=provider,
         batch_sizes=parse_ints(batch),
         threads=threads,
+        streams=streams,
+        spin=spin,
+        call=call,
+        tuned=tuned,
         warmup=warmup,
         iterations=iterations,
         duration_s=duration,

@@ -24,7 +24,10 @@ def classify_command(
     workers: Annotated[int | None, typer.Option(help="Decode threads (default: up to 8).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run (OUT.partial).")] = False,
     provider: Annotated[Provider, typer.Option(case_sensitive=False, help="Execution provider.")] = Provider.auto,
-    threads: Annotated[int | None, typer.Option(help="Inference threads.")] = None,
+    threads: Annotated[int | None, typer.Option(help="Inference threads (per stream).")] = None,
+    mode: Annotated[
+        str, typer.Option(help="Engine mode: latency (one session) or throughput (parallel streams).")
+    ] = "latency",
     json_summary: Annotated[Path | None, typer.Option(help="Write the run summary as JSON.")] = None,
 ) -> None:
     """Classify every file under FOLDER; unreadable or non-image files become error rows (exit 0)."""
@@ -32,7 +35,7 @@ def classify_command(
     from edgecnn.runtime.classifier import Classifier
     from edgecnn.runtime.folder import classify_to_file
 
-    clf = Classifier(model, provider=provider, threads=threads)
+    clf = Classifier(model, provider=provider, threads=threads, mode=mode)
     progress = None
     on_row = None
     if sys.stderr.isatty():

@@ -1,7 +1,7 @@
 """The Classifier facade: a few lines to classify images with an exported model, no TensorFlow needed.
 
 Thread-safe: onnxruntime sessions may be run from several threads at once, and the Classifier keeps
-no per-call state. Example::
+no per-call state (IO bindings, when used, are per thread). Example::
 
     from edgecnn import Classifier
 
@@ -21,12 +21,14 @@ import numpy as np
 from PIL import Image
 
 from edgecnn.errors import InputError
+from edgecnn.runtime.engine import Engine, EngineSettings
 from edgecnn.runtime.images import load_image
 from edgecnn.runtime.metadata import ModelMetadata
 from edgecnn.runtime.postprocess import to_probabilities, top_k
 from edgecnn.runtime.preprocess import check_batch, image_to_pixels, pixels_to_input
 from edgecnn.runtime.providers import Provider
-from edgecnn.runtime.session import SessionSettings, create_session
+from edgecnn.runtime.session import SessionSettings
+from edgecnn.runtime.tuning import choose_settings
 
 if TYPE_CHECKING:
     from edgecnn.runtime.folder import ClassifyRow
@@ -59,10 +61,14 @@ class Classifier:
     Args:
         path: the ``.onnx`` file (with edgecnn metadata; see ``edgecnn info``).
         provider: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``tensorrt``.
-        threads: intra-op threads; None lets onnxruntime use all physical cores.
+        threads: intra-op threads (per stream); None: the tuned or default choice.
         batch_size: large inputs are run in chunks of this many samples.
         allow_fallback: run on what is available instead of raising ProviderError.
-        settings: full session settings (overrides ``threads``).
+        settings: explicit session or engine settings (win over tuning and ``mode``).
+        mode: ``latency`` (one session, answers one request fast) or ``throughput`` (several
+            single-threaded sessions run slices of each batch in parallel: for folders and bulk work).
+        tuning: use ``MODEL.tune.json`` from ``edgecnn tune`` when it matches this model and machine
+            (True), a given tuning file, or never (False).
 
     Raises:
         ModelError: missing, malformed, unsafe model, or no/invalid edgecnn metadata.
@@ -77,15 +83,18 @@ class Classifier:
         *,
         batch_size: int = 64,
         allow_fallback: bool = False,
-        settings: SessionSettings | None = None,
+        settings: SessionSettings | EngineSettings | None = None,
+        mode: str = "latency",
+        tuning: bool | str | Path = True,
     ) -> None:
         self.path = Path(path)
-        settings = settings or SessionSettings(threads=threads)
-        self.session = create_session(self.path, provider, settings, allow_fallback=allow_fallback)
+        self.engine_settings, self.settings_source = choose_settings(
+            self.path, mode, threads=threads, settings=settings, tuning=tuning
+        )
+        self.engine = Engine(self.path, provider, self.engine_settings, allow_fallback=allow_fallback)
+        self.session = self.engine.session
         self.metadata = _read_metadata(self.session, self.path)
         self.batch_size = max(1, int(batch_size))
-        self._input_name = self.session.get_inputs()[0].name
-        self._output_names = [self.session.get_outputs()[0].name]
         spec = self.metadata.input
         self._sample_shape = spec.sample_shape
         self._dtype = np.dtype(np.float32 if spec.dtype == "uint8" else spec.dtype)
@@ -101,7 +110,20 @@ class Classifier:
         return list(self.session.get_providers())
 
     def __repr__(self) -> str:
-        return f"Classifier({str(self.path)!r}, providers={self.providers}, classes={self.metadata.num_classes})"
+        return (
+            f"Classifier({str(self.path)!r}, providers={self.providers}, classes={self.metadata.num_classes}, "
+            f"engine={self.engine_settings.describe()!r} [{self.settings_source}])"
+        )
+
+    def close(self) -> None:
+        """Stop the stream threads of throughput mode (a no-op in latency mode)."""
+        self.engine.close()
+
+    def __enter__(self) -> Classifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- the fast path ----------------------------------------------------------------------------
     def predict_proba(self, batch: np.ndarray) -> np.ndarray:
@@ -123,8 +145,7 @@ class Classifier:
     __call__ = predict_proba  # a Classifier is a parity Predictor
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        raw = self.session.run(self._output_names, {self._input_name: x})[0]
-        return to_probabilities(raw, self.metadata.output)
+        return to_probabilities(self.engine.run(x), self.metadata.output)
 
     # -- images -----------------------------------------------------------------------------------
     def preprocess(self, items: Sequence[ImageLike]) -> np.ndarray:

@@ -33,7 +33,7 @@ class SessionSettings:
     profile_prefix: str | None = None
 
 
-_OPT_LEVELS = {
+OPTIMIZATION_LEVELS = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
     "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
     "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
@@ -123,7 +123,7 @@ def session_options(settings: SessionSettings) -> ort.SessionOptions:
         so.intra_op_num_threads = settings.threads
     so.inter_op_num_threads = settings.inter_threads
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = _OPT_LEVELS[settings.optimization]
+    so.graph_optimization_level = OPTIMIZATION_LEVELS[settings.optimization]
     if settings.spin is not None:
         so.add_session_config_entry("session.intra_op.allow_spinning", "1" if settings.spin else "0")
     so.log_severity_level = 3
