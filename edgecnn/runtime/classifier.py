@@ -24,7 +24,7 @@ from edgecnn.errors import InputError
 from edgecnn.runtime.engine import Engine, EngineSettings
 from edgecnn.runtime.images import load_image
 from edgecnn.runtime.metadata import ModelMetadata
-from edgecnn.runtime.postprocess import to_probabilities, top_k
+from edgecnn.runtime.postprocess import all_finite, to_probabilities, top_k
 from edgecnn.runtime.preprocess import check_batch, image_to_pixels, pixels_to_input
 from edgecnn.runtime.providers import Provider
 from edgecnn.runtime.session import SessionSettings
@@ -129,12 +129,12 @@ class Classifier:
     def predict_proba(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities (N, classes) for an already-preprocessed batch in the model's layout.
 
-        The hot path: a batch of the right dtype and shape costs one finiteness check (a sum, which
-        NaN and Inf poison) on top of ``session.run``; anything else goes through full validation.
+        The hot path: a batch of the right dtype and shape costs one finiteness check (a dot product,
+        which NaN and Inf poison) on top of the engine call; anything else goes through full validation.
         """
         x = batch
         if type(x) is np.ndarray and x.dtype == self._dtype and x.shape[1:] == self._sample_shape:
-            if not np.isfinite(x.sum()) and not np.isfinite(x).all():
+            if not all_finite(x):
                 raise InputError("input contains NaN or Inf values; the model's answer would be meaningless")
         else:
             x = check_batch(batch, self.metadata.input)

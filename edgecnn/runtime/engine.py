@@ -135,6 +135,9 @@ class Engine:
         if call == CallPath.direct and not all(hasattr(s, "_sess") for s in self.sessions):
             call = CallPath.run  # a future onnxruntime without the C++ handle: the public call still works
         self.call = call
+        # one session called directly: the whole call is one C++ run, no Python dispatch on top
+        self._single = first._sess.run if call == CallPath.direct and len(self.sessions) == 1 else None
+        self._output_names = [self.output_name]
         self._local = threading.local()
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -146,6 +149,8 @@ class Engine:
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Raw first output for the batch ``x`` (already in the model's dtype, shape and layout)."""
+        if self._single is not None:
+            return self._single(self._output_names, {self.input_name: x}, None)[0]
         n = len(x)
         if len(self.sessions) == 1 or n < 2:
             return self._call(0, x)
@@ -158,7 +163,7 @@ class Engine:
     def _call(self, index: int, x: np.ndarray) -> np.ndarray:
         session = self.sessions[index]
         if self.call == CallPath.direct:
-            return session._sess.run([self.output_name], {self.input_name: x}, None)[0]
+            return session._sess.run(self._output_names, {self.input_name: x}, None)[0]
         if self.call == CallPath.bind:
             binding = self._binding(index)
             if not x.flags.c_contiguous:

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from edgecnn.errors import ModelError
 from edgecnn.runtime.metadata import OutputKind
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """True when ``a`` holds no NaN or Inf; costs one BLAS dot product (~0.5 µs on a small batch).
+
+    NaN and Inf poison a dot product of the array with itself; a huge finite value may overflow it,
+    so a non-finite dot only sends us to the exact (slower) check.
+    """
+    flat = a.reshape(-1)
+    return math.isfinite(flat.dot(flat)) or bool(np.isfinite(a).all())
 
 
 def to_probabilities(raw: np.ndarray, kind: OutputKind) -> np.ndarray:
@@ -14,10 +26,11 @@ def to_probabilities(raw: np.ndarray, kind: OutputKind) -> np.ndarray:
     Raises:
         ModelError: the model produced NaN or Inf (argmax would silently pick class 0).
     """
-    raw = np.asarray(raw, dtype=np.float32)
+    if raw.dtype != np.float32:
+        raw = raw.astype(np.float32)
     if raw.ndim != 2:
         raw = raw.reshape(raw.shape[0], -1) if raw.ndim > 1 else raw[:, None]
-    if not np.isfinite(raw.sum()) and not np.isfinite(raw).all():
+    if not all_finite(raw):
         bad = int((~np.isfinite(raw)).any(axis=1).sum())
         raise ModelError(f"the model produced NaN/Inf outputs for {bad} of {raw.shape[0]} samples")
     if kind == OutputKind.sigmoid:
@@ -25,8 +38,9 @@ def to_probabilities(raw: np.ndarray, kind: OutputKind) -> np.ndarray:
         return np.concatenate([1.0 - p, p], axis=1)
     if kind == OutputKind.logits:
         z = raw - raw.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+        return z
     return raw
 
 

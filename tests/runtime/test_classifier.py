@@ -119,3 +119,17 @@ def test_thread_safe(tiny_onnx: Path) -> None:
     assert not errors and len(results) == 80
     for r in results:
         np.testing.assert_array_equal(r, expected)
+
+
+def test_all_finite_is_exact_despite_its_dot_product_shortcut() -> None:
+    from edgecnn.runtime.postprocess import all_finite
+
+    x = np.ones((2, 5), dtype=np.float32)
+    assert all_finite(x)
+    big = np.full((2, 5), 3e38, dtype=np.float32)  # finite, but its dot product overflows to inf
+    assert all_finite(big)
+    for bad in (np.nan, np.inf, -np.inf):
+        y = x.copy()
+        y[1, 3] = bad
+        assert not all_finite(y)
+    assert all_finite(np.ones((2, 3), dtype=np.float16) * 300)  # float16 overflows early too
