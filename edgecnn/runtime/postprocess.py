@@ -17,7 +17,9 @@ def all_finite(a: np.ndarray) -> bool:
     so a non-finite dot only sends us to the exact (slower) check.
     """
     flat = a.reshape(-1)
-    return math.isfinite(flat.dot(flat)) or bool(np.isfinite(a).all())
+    if flat.dtype == np.float32:  # BLAS: no floating-point warnings on overflow
+        return math.isfinite(flat.dot(flat)) or bool(np.isfinite(a).all())
+    return bool(np.isfinite(a).all())
 
 
 def to_probabilities(raw: np.ndarray, kind: OutputKind) -> np.ndarray:
