@@ -13,8 +13,8 @@ from edgecnn.runtime.metadata import OutputKind
 def all_finite(a: np.ndarray) -> bool:
     """True when ``a`` holds no NaN or Inf; costs one BLAS dot product (~0.5 µs on a small batch).
 
-    NaN and Inf poison a dot product of the array with itself; a huge finite value may overflow it,
-    so a non-finite dot only sends us to the exact (slower) check.
+    NaN and Inf poison a dot product of the array with itself; an absurdly large finite value
+    (> 1e19) may overflow it (numpy then warns), so a non-finite dot only sends us to the exact check.
     """
     flat = a.reshape(-1)
     if flat.dtype == np.float32:  # BLAS: no floating-point warnings on overflow
