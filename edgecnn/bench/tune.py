@@ -3,7 +3,8 @@
 Candidates are searched one knob at a time (threads/streams × spinning, then graph optimisation level,
 then the call path), each stage measured interleaved in rounds so that machine drift hits all alike,
 starting from the defaults: a stage only moves away from the current choice when a candidate is faster
-by more than ``min_gain`` (noise on a shared machine is a few percent). Every candidate's answers are
+by more than ``min_gain`` (noise on a shared machine is a few percent), and the final winner must beat
+the default again, side by side, or the default stays. Every candidate's answers are
 compared with the default's: a setting that changes answers beyond ``max_abs_diff`` is rejected.
 """
 
@@ -36,7 +37,7 @@ class TuneConfig:
     cores: int | None = None  # thread budget; None: the cores this process may use
     seconds: float = 0.25  # per candidate and round
     rounds: int = 5
-    min_gain: float = 0.03  # move away from the current choice only for more than this
+    min_gain: float = 0.05  # move away from the current choice only for more than this (noise: ±5%)
     max_abs_diff: float = 1e-4
     provider: Provider = Provider.cpu
 
@@ -205,6 +206,8 @@ def tune(
         default = _default(mode, cores)
         final = [default, current] if current != default else [default]
         times, _ = _measure_settings(path, final, x, config, progress, f"{mode} confirm")
+        if times[-1] > times[0] * (1 - config.min_gain):  # not confirmed side by side: keep the default
+            winners[mode], times = default, [times[0], times[0]]
         default_metric[mode], best_metric[mode] = times[0], times[-1]
         if mode == "throughput":
             default_metric[mode], best_metric[mode] = len(x) / times[0], len(x) / times[-1]

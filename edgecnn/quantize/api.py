@@ -17,6 +17,7 @@ from edgecnn.errors import QuantizeError, UsageError
 from edgecnn.quantize.calibration import ArrayReader, calibration_hash, load_calibration
 from edgecnn.quantize.config import CalibrationMethod, QuantFormat, QuantizeConfig, QuantMode
 from edgecnn.quantize.coverage import coverage
+from edgecnn.quantize.stem import stem_nodes
 from edgecnn.runtime.classifier import read_metadata
 from edgecnn.runtime.metadata import ModelMetadata, embed_metadata
 
@@ -99,7 +100,9 @@ def _has_conv(path: Path) -> bool:
     )
 
 
-def _write_int8(src: Path, out: Path, config: QuantizeConfig, calib: np.ndarray, input_name: str) -> None:
+def _write_int8(
+    src: Path, out: Path, config: QuantizeConfig, calib: np.ndarray, input_name: str, stem: list[str]
+) -> None:
     import onnx
     from onnxruntime.quantization import CalibrationMethod as OrtMethod
     from onnxruntime.quantization import QuantFormat as OrtFormat
@@ -117,7 +120,7 @@ def _write_int8(src: Path, out: Path, config: QuantizeConfig, calib: np.ndarray,
         reduce_range=config.reduce_range,
         activation_type=_quant_type(config.activation_type),
         weight_type=_quant_type(config.weight_type),
-        nodes_to_exclude=list(config.exclude_nodes) or None,
+        nodes_to_exclude=[*config.exclude_nodes, *stem] or None,
         op_types_to_quantize=op_types,
         calibrate_method=getattr(OrtMethod, _METHODS[config.calibration_method]),
         extra_options={"ActivationSymmetric": config.activation_type == "int8", "WeightSymmetric": True},
@@ -195,7 +198,8 @@ def quantize(
                     source = calibration or _default_calibration(meta)
                     calib = load_calibration(source, meta, config.calibration_samples, config.seed)
                     input_name = _input_name(base)
-                    _write_int8(base, raw, config, calib, input_name)
+                    stem = stem_nodes(onnx.load(str(base), load_external_data=False)) if config.float_stem else []
+                    _write_int8(base, raw, config, calib, input_name, stem)
                     info |= {
                         "method": config.calibration_method.value,
                         "format": config.format.value,
@@ -208,7 +212,12 @@ def quantize(
                         "calibration_sha256": calibration_hash(calib),
                         "excluded_nodes": list(config.exclude_nodes),
                         "excluded_op_types": list(config.exclude_op_types),
+                        "float_stem": stem,
                     }
+                    if stem and config.format == QuantFormat.qdq:
+                        # onnxruntime's QDQ propagation would move the first QuantizeLinear above the stem's
+                        # pooling (a uint8 NCHW MaxPool: the slowest kernel of the graph); the engine reads this
+                        info["session"] = {"disabled_optimizers": ["QDQPropagationTransformer"]}
         except (UsageError, QuantizeError):
             raise
         except Exception as err:

@@ -39,6 +39,7 @@ class QuantizeConfig:
     weight_type: str = "int8"
     reduce_range: bool = False  # 7-bit weights: for CPUs WITHOUT VNNI (AVX2/AVX-512F only), see README
     exclude_nodes: tuple[str, ...] = ()
+    float_stem: bool = True  # keep convs over 1–4 input channels (and their pooling) in float: see stem.py
     exclude_op_types: tuple[str, ...] = ()
     preprocess: bool = True  # ORT's quant_pre_process: shape inference + graph optimisation first
     seed: int = 0  # class-balanced calibration sampling
@@ -71,4 +72,5 @@ class QuantizeConfig:
             return "dynamic"
         gran = "per-channel" if self.per_channel else "per-tensor"
         excl = f", excl {len(self.exclude_nodes)} nodes" if self.exclude_nodes else ""
-        return f"int8 {self.format.value} {gran} {self.calibration_method.value}{excl}"
+        stem = ", float stem" if self.float_stem else ""
+        return f"int8 {self.format.value} {gran} {self.calibration_method.value}{stem}{excl}"

@@ -28,6 +28,8 @@ def optimized_ops(path: str | Path, threads: int = 1) -> Counter[str]:
     import onnx
     import onnxruntime as ort
 
+    from edgecnn.runtime.session import session_hints
+
     with tempfile.TemporaryDirectory(prefix="edgecnn-opt-") as tmp:
         out = Path(tmp) / "optimized.onnx"
         so = ort.SessionOptions()
@@ -35,7 +37,8 @@ def optimized_ops(path: str | Path, threads: int = 1) -> Counter[str]:
         so.optimized_model_filepath = str(out)
         so.intra_op_num_threads = threads
         so.log_severity_level = 3
-        ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        hints = session_hints(onnx.load(str(path), load_external_data=False))  # as the engine will run it
+        ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"], **hints)
         model = onnx.load(str(out))
     return Counter(n.op_type for n in model.graph.node)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,8 @@ class EngineSettings:
     spin: bool | None = None  # intra-op spin-wait; None keeps onnxruntime's default
     optimization: str = "all"
     call: CallPath = CallPath.direct
+    spin_stop: bool = False  # stop spinning when a run ends (always so with several streams: they share cores)
+    disabled_optimizers: tuple[str, ...] | None = None  # None: what the model's metadata asks for
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
@@ -57,17 +59,28 @@ class EngineSettings:
         if self.optimization not in OPTIMIZATION_LEVELS:
             raise UsageError(f"optimization must be one of {sorted(OPTIMIZATION_LEVELS)}, got {self.optimization!r}")
         object.__setattr__(self, "call", CallPath(self.call))
+        if self.disabled_optimizers is not None:
+            object.__setattr__(self, "disabled_optimizers", tuple(self.disabled_optimizers))
 
     def session_settings(self) -> SessionSettings:
-        return SessionSettings(threads=self.threads, optimization=self.optimization, spin=self.spin)
+        return SessionSettings(
+            threads=self.threads,
+            optimization=self.optimization,
+            spin=self.spin,
+            spin_stop=self.spin_stop or self.streams > 1,
+            disabled_optimizers=self.disabled_optimizers,
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"call": self.call.value}
+        data = asdict(self) | {"call": self.call.value}
+        if self.disabled_optimizers is not None:
+            data["disabled_optimizers"] = list(self.disabled_optimizers)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EngineSettings:
         """Strict: unknown keys or bad values are a UsageError naming them."""
-        unknown = set(data) - {"threads", "streams", "spin", "optimization", "call"}
+        unknown = set(data) - {f.name for f in fields(cls)}
         if unknown:
             raise UsageError(f"unknown engine setting(s): {sorted(unknown)}")
         try:
@@ -84,7 +97,10 @@ class EngineSettings:
         threads = "auto" if self.threads is None else str(self.threads)
         spin = {None: "default", True: "on", False: "off"}[self.spin]
         opt, call = self.optimization, self.call.value
-        return f"{self.streams} stream(s) × {threads} thread(s), spin {spin}, opt {opt}, {call}"
+        text = f"{self.streams} stream(s) × {threads} thread(s), spin {spin}, opt {opt}, {call}"
+        if self.disabled_optimizers is not None:
+            text += f", without {', '.join(self.disabled_optimizers) or 'nothing'}"
+        return text
 
 
 def physical_cores() -> int:

@@ -29,6 +29,8 @@ class SessionSettings:
     inter_threads: int = 1
     optimization: str = "all"  # disable | basic | extended | all
     spin: bool | None = None  # intra-op spin-wait; None keeps onnxruntime's default
+    spin_stop: bool = False  # stop spinning when a run ends (sessions that share cores: streams, interleaving)
+    disabled_optimizers: tuple[str, ...] | None = None  # None: what the model's metadata asks for
     enable_profiling: bool = False
     profile_prefix: str | None = None
 
@@ -43,6 +45,15 @@ OPTIMIZATION_LEVELS = {
 
 def check_model_file(path: str | Path, *, deep: bool = False) -> Path:
     """Vet ``path`` as an ONNX model file; return it resolved.
+
+    Raises:
+        ModelNotFoundError, ModelFormatError, UnsafeModelError: see ``vet_model``.
+    """
+    return vet_model(path, deep=deep)[0]
+
+
+def vet_model(path: str | Path, *, deep: bool = False) -> tuple[Path, Any]:
+    """Vet ``path`` as an ONNX model file; return it resolved, with its graph (no external data loaded).
 
     Raises:
         ModelNotFoundError: nothing at ``path``.
@@ -77,7 +88,25 @@ def check_model_file(path: str | Path, *, deep: bool = False) -> Path:
         except onnx.checker.ValidationError as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else "invalid"
             raise ModelFormatError(f"{p}: ONNX checker failed: {first}", path=p) from err
-    return p.resolve()
+    return p.resolve(), model
+
+
+def session_hints(model: Any) -> dict[str, Any]:
+    """Session options a quantized model asks for (``edgecnn.quantization`` → ``session``), validated.
+
+    Only optimizer names can be asked for: a model cannot change anything else about the session.
+    """
+    import json
+
+    raw = next((p.value for p in model.metadata_props if p.key == "edgecnn.quantization"), None)
+    try:
+        hints = json.loads(raw).get("session", {}) if raw else {}
+        disabled = hints.get("disabled_optimizers", []) if isinstance(hints, dict) else []
+    except (ValueError, AttributeError):
+        return {}
+    if not isinstance(disabled, list) or not all(isinstance(d, str) and d.isidentifier() for d in disabled):
+        return {}
+    return {"disabled_optimizers": tuple(disabled)} if disabled else {}
 
 
 def check_external_data(model: Any, path: Path) -> None:
@@ -126,6 +155,8 @@ def session_options(settings: SessionSettings) -> ort.SessionOptions:
     so.graph_optimization_level = OPTIMIZATION_LEVELS[settings.optimization]
     if settings.spin is not None:
         so.add_session_config_entry("session.intra_op.allow_spinning", "1" if settings.spin else "0")
+    if settings.spin_stop:
+        so.add_session_config_entry("session.force_spinning_stop", "1")
     so.log_severity_level = 3
     if settings.enable_profiling:
         so.enable_profiling = True
@@ -148,11 +179,17 @@ def create_session(
         ModelError: the file is missing, malformed or unsafe.
         ProviderError: the provider is not available (and no fallback allowed).
     """
-    checked = check_model_file(path)
+    checked, model = vet_model(path)
     settings = settings or SessionSettings()
     plan = plan or resolve_providers(provider, ort.get_available_providers(), allow_fallback=allow_fallback)
+    disabled = settings.disabled_optimizers
+    if disabled is None:
+        disabled = session_hints(model).get("disabled_optimizers", ())
+    extra = {"disabled_optimizers": list(disabled)} if disabled else {}
     try:
-        return ort.InferenceSession(str(checked), sess_options=session_options(settings), **plan.as_session_args())
+        return ort.InferenceSession(
+            str(checked), sess_options=session_options(settings), **plan.as_session_args(), **extra
+        )
     except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph/... types
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelFormatError(f"{path}: onnxruntime cannot load this model: {first}", path=path) from err

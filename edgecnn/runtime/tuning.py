@@ -132,9 +132,14 @@ def choose_settings(
     if mode not in MODES:
         raise UsageError(f"mode must be one of {MODES}, got {mode!r}")
     if isinstance(settings, SessionSettings):
-        return EngineSettings(threads=settings.threads, spin=settings.spin, optimization=settings.optimization), (
-            "explicit"
+        engine = EngineSettings(
+            threads=settings.threads,
+            spin=settings.spin,
+            optimization=settings.optimization,
+            spin_stop=settings.spin_stop,
+            disabled_optimizers=settings.disabled_optimizers,
         )
+        return engine, "explicit"
     if isinstance(settings, EngineSettings):
         return settings, "explicit"
     chosen: EngineSettings | None = None

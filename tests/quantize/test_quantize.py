@@ -37,13 +37,29 @@ def test_int8_meets_the_bars(int8, mnist_onnx: Path) -> None:  # type: ignore[no
     assert int8.speed["before"]["throughput_batch32"] > 0 and int8.speed["after"]["p50_ms_batch1"] > 0
 
 
-def test_every_conv_runs_as_qlinearconv(int8) -> None:  # type: ignore[no-untyped-def]
+def test_every_conv_but_the_float_stem_runs_as_qlinearconv(int8) -> None:  # type: ignore[no-untyped-def]
     import onnx
 
     cov = int8.coverage
-    assert cov["quantized_ops"].get("QLinearConv") == 3 and cov["float"] == 0
+    assert cov["quantized_ops"].get("QLinearConv") == 2 and cov["float"] == 1  # the 1-channel stem stays float
+    assert sum(cov["float_ops"].get(op, 0) for op in ("Conv", "FusedConv")) == 1
     ops = Counter(n.op_type for n in onnx.load(str(int8.path)).graph.node)
-    assert ops["QuantizeLinear"] >= 1 and ops["DequantizeLinear"] >= 5 and ops["Conv"] == 3  # QDQ on disk
+    assert ops["QuantizeLinear"] >= 1 and ops["DequantizeLinear"] >= 4 and ops["Conv"] == 3  # QDQ on disk
+    info = Classifier(int8.path).metadata.quantization
+    assert any("conv" in name for name in info["float_stem"])
+    assert info["session"] == {"disabled_optimizers": ["QDQPropagationTransformer"]}
+
+
+def test_without_float_stem_every_conv_is_quantized(mnist_onnx: Path, tmp_path: Path) -> None:
+    report = quantize(
+        mnist_onnx,
+        tmp_path / "all.int8.onnx",
+        QuantizeConfig.int8(float_stem=False, calibration_samples=32),
+        calibration="calibration/mnist",
+        measure_speed=False,
+    )
+    assert report.coverage["quantized_ops"].get("QLinearConv") == 3 and report.coverage["float"] == 0
+    assert report.quantization["float_stem"] == [] and "session" not in report.quantization
 
 
 def test_metadata_is_carried_and_extended(int8, mnist_onnx: Path) -> None:  # type: ignore[no-untyped-def]
