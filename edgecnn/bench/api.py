@@ -3,6 +3,7 @@ interleaved in round-robin blocks so that machine drift hits every candidate ali
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import resource
 import time
@@ -66,22 +67,33 @@ def _variant(meta: ModelMetadata) -> str:
     return str((meta.quantization or {}).get("mode", "fp32"))
 
 
-def engine_settings(path: Path, config: BenchConfig, batch: int) -> tuple[EngineSettings, str]:
+def engine_settings(
+    path: Path, config: BenchConfig, batch: int, *, interleaved: bool = False
+) -> tuple[EngineSettings, str]:
     """Settings for one model at one batch size: given on the command line, else tuned, else default.
 
     ``MODEL.tune.json`` (from ``edgecnn tune``) is used unless ``--threads``/``--streams`` are given or
-    tuning is off; batch 1 gets its latency winner, larger batches its throughput winner.
+    tuning is off; batch 1 gets its latency winner, larger batches its throughput winner. When several
+    runners are interleaved, every session stops spinning at the end of a run: a session's idle
+    spinning threads would otherwise steal the cores of the next runner (measured: up to 5× slower
+    2-thread runs of small convnets on a 2-core machine).
     """
+    settings: EngineSettings | None = None
+    source = "given" if config.threads is not None or config.streams is not None else "default"
     if config.tuned and config.threads is None and config.streams is None:
         tuning, why = load_tuning(path)
         if tuning is not None:
-            return tuning.settings_for("latency" if batch == 1 else "throughput"), why
-    given = EngineSettings(threads=config.threads, streams=config.streams or 1, spin=config.spin, call=config.call)
-    return given, "given" if config.threads is not None or config.streams is not None else "default"
+            settings, source = tuning.settings_for("latency" if batch == 1 else "throughput"), why
+    if settings is None:
+        streams = config.streams or 1
+        settings = EngineSettings(threads=config.threads, streams=streams, spin=config.spin, call=config.call)
+    if interleaved and not settings.spin_stop:
+        settings = dataclasses.replace(settings, spin_stop=True)
+    return settings, source
 
 
 def _open(
-    path: Path, config: BenchConfig, batches: tuple[int, ...], x1: np.ndarray
+    path: Path, config: BenchConfig, batches: tuple[int, ...], x1: np.ndarray, n_models: int
 ) -> tuple[list[OrtRunner], dict[str, Any], list[str]]:
     """Engine(s) for one model, with cold-start timings and what the providers really did."""
     import onnxruntime as ort
@@ -97,7 +109,8 @@ def _open(
         trt_cache_dir=config.trt_cache,
     )
     notes = list(plan.warnings)
-    chosen = {b: engine_settings(checked, config, b) for b in batches}
+    interleaved = bool(config.baselines) or n_models > 1
+    chosen = {b: engine_settings(checked, config, b, interleaved=interleaved) for b in batches}
     notes += [f"{path.name} batch {b}: {s.describe()} [{src}]" for b, (s, src) in chosen.items()]
     engines: dict[EngineSettings, Engine] = {}
     created = first = 0.0
@@ -175,7 +188,7 @@ def run_benchmark(models: list[str | Path], config: BenchConfig | None = None) -
     result = BenchResult(environment=env, settings=_settings(config))
     runners: list[Any] = []
     for path in paths:
-        rs, info, notes = _open(path, config, batches, xs[batches[0]][:1])
+        rs, info, notes = _open(path, config, batches, xs[batches[0]][:1], len(paths))
         runners += rs
         result.models.append(info)
         result.notes += notes

@@ -87,7 +87,7 @@ class TuneResult:
         }
 
 
-def _stages(mode: str, cores: int) -> list[Callable[[EngineSettings], list[EngineSettings]]]:
+def _stages(mode: str, cores: int, quantized: bool) -> list[Callable[[EngineSettings], list[EngineSettings]]]:
     """Knobs in the order they matter; each maps the current choice to the candidates of a stage."""
 
     def parallelism(cur: EngineSettings) -> list[EngineSettings]:
@@ -105,7 +105,11 @@ def _stages(mode: str, cores: int) -> list[Callable[[EngineSettings], list[Engin
     def call(cur: EngineSettings) -> list[EngineSettings]:
         return [dataclasses.replace(cur, call=c) for c in CallPath]
 
-    return [parallelism, optimization, call]
+    def qdq_propagation(cur: EngineSettings) -> list[EngineSettings]:
+        """The model's own hint (None), every optimizer on, or QDQ propagation off."""
+        return [dataclasses.replace(cur, disabled_optimizers=d) for d in (None, (), ("QDQPropagationTransformer",))]
+
+    return [parallelism, optimization, *([qdq_propagation] if quantized else []), call]
 
 
 def _default(mode: str, cores: int) -> EngineSettings:
@@ -171,6 +175,7 @@ def tune(
     path = Path(model)
     meta = read_metadata(path)
     cores = config.cores or physical_cores()
+    quantized = bool(meta.quantization) and meta.quantization.get("mode") == "int8"
     rng = np.random.default_rng(0)
     batches = {"latency": config.latency_batch, "throughput": config.throughput_batch}
     xs = {m: rng.random((b, *meta.input.sample_shape), dtype=np.float32) for m, b in batches.items()}
@@ -181,7 +186,7 @@ def tune(
     for mode, x in xs.items():
         reference: np.ndarray | None = None
         current = _default(mode, cores)
-        for stage in _stages(mode, cores):
+        for stage in _stages(mode, cores, quantized):
             candidates = list(dict.fromkeys([current, *stage(current)]))
             times, outputs = _measure_settings(path, candidates, x, config, progress, f"{mode} {stage.__name__}")
             reference = outputs[0] if reference is None else reference

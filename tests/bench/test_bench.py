@@ -38,6 +38,7 @@ def test_report_fields_and_interleaving(tmp_path: Path) -> None:
     m = data["models"][0]
     assert m["providers"]["used"] == ["cpu"] and m["providers"]["nodes_per_provider"]["cpu"] >= 5
     assert m["cold_start"]["session_create_ms"] > 0 and len(m["sha256"]) == 64
+    assert m["engine"]["1"]["settings"]["spin_stop"] is True  # interleaved sessions must not spin between runs
     rows = data["steady_state"]
     assert [(r["name"], r["batch"]) for r in rows] == [("a.onnx", 1), ("b.onnx", 1), ("a.onnx", 4), ("b.onnx", 4)]
     assert all(r["n"] >= 50 and r["warmup"]["n"] == 3 for r in rows)
