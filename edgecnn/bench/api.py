@@ -68,15 +68,15 @@ def _variant(meta: ModelMetadata) -> str:
 
 
 def engine_settings(
-    path: Path, config: BenchConfig, batch: int, *, interleaved: bool = False
+    path: Path, config: BenchConfig, batch: int, *, streams: int | None = None, interleaved: bool = False
 ) -> tuple[EngineSettings, str]:
     """Settings for one model at one batch size: given on the command line, else tuned, else default.
 
     ``MODEL.tune.json`` (from ``edgecnn tune``) is used unless ``--threads``/``--streams`` are given or
-    tuning is off; batch 1 gets its latency winner, larger batches its throughput winner. When several
-    runners are interleaved, every session stops spinning at the end of a run: a session's idle
-    spinning threads would otherwise steal the cores of the next runner (measured: up to 5× slower
-    2-thread runs of small convnets on a 2-core machine).
+    tuning is off; batch 1 gets its latency winner, larger batches its throughput winner. With several
+    streams, ``--threads`` is the budget they share. When several runners are interleaved, every session
+    stops spinning at the end of a run: a session's idle spinning threads would otherwise steal the
+    cores of the next runner (measured: up to 5× slower 2-thread runs of small convnets on 2 cores).
     """
     settings: EngineSettings | None = None
     source = "given" if config.threads is not None or config.streams is not None else "default"
@@ -85,8 +85,9 @@ def engine_settings(
         if tuning is not None:
             settings, source = tuning.settings_for("latency" if batch == 1 else "throughput"), why
     if settings is None:
-        streams = config.streams or 1
-        settings = EngineSettings(threads=config.threads, streams=streams, spin=config.spin, call=config.call)
+        n = streams or 1
+        threads = max(1, config.threads // n) if config.threads is not None and n > 1 else config.threads
+        settings = EngineSettings(threads=threads, streams=n, spin=config.spin, call=config.call)
     if interleaved and not settings.spin_stop:
         settings = dataclasses.replace(settings, spin_stop=True)
     return settings, source
@@ -109,9 +110,14 @@ def _open(
         trt_cache_dir=config.trt_cache,
     )
     notes = list(plan.warnings)
-    interleaved = bool(config.baselines) or n_models > 1
-    chosen = {b: engine_settings(checked, config, b, interleaved=interleaved) for b in batches}
-    notes += [f"{path.name} batch {b}: {s.describe()} [{src}]" for b, (s, src) in chosen.items()]
+    stream_options = config.streams or (None,)
+    interleaved = bool(config.baselines) or n_models > 1 or len(stream_options) > 1
+    chosen = {
+        (n, b): engine_settings(checked, config, b, streams=n, interleaved=interleaved)
+        for n in stream_options
+        for b in batches
+    }
+    notes += [f"{path.name} batch {b}: {s.describe()} [{src}]" for (_, b), (s, src) in chosen.items()]
     engines: dict[EngineSettings, Engine] = {}
     created = first = 0.0
     for settings, _ in chosen.values():
@@ -139,11 +145,13 @@ def _open(
     if set(per_provider) - {CPU} and CPU in per_provider and on_gpu:
         notes.append(f"{path.name}: {per_provider[CPU]} node(s) fell back to the CPU provider")
     io_binding = on_gpu if config.io_binding is None else config.io_binding
-    by_batch = {b: engines[s] for b, (s, _) in chosen.items()}
-    name = f"{path.name}"
-    runners: list[OrtRunner] = [OrtRunner(name, by_batch, io_binding=io_binding, device="cuda" if on_gpu else "cpu")]
-    if on_gpu and io_binding:
-        runners.append(HostCopyRunner(f"{name} (with host copies)", by_batch))
+    runners: list[OrtRunner] = []
+    for n in stream_options:
+        by_batch = {b: engines[s] for (m, b), (s, _) in chosen.items() if m == n}
+        name = path.name if len(stream_options) == 1 else f"{path.name} [{n} stream{'s' if n != 1 else ''}]"
+        runners.append(OrtRunner(name, by_batch, io_binding=io_binding, device="cuda" if on_gpu else "cpu"))
+        if on_gpu and io_binding:
+            runners.append(HostCopyRunner(f"{name} (with host copies)", by_batch))
     info = {
         "path": str(path),
         "sha256": sha256_file(checked),
@@ -156,7 +164,10 @@ def _open(
             "used": [short_name(p) for p in used],
             "nodes_per_provider": {short_name(k): v for k, v in per_provider.items()},
         },
-        "engine": {str(b): {"settings": s.to_dict(), "source": src} for b, (s, src) in chosen.items()},
+        "engine": {
+            (str(b) if len(stream_options) == 1 else f"{b}@{n}"): {"settings": s.to_dict(), "source": src}
+            for (n, b), (s, src) in chosen.items()
+        },
         "cold_start": {"session_create_ms": created * 1e3, "first_inference_ms": first * 1e3},
     }
     return runners, info, notes
@@ -199,7 +210,7 @@ def run_benchmark(models: list[str | Path], config: BenchConfig | None = None) -
             warnings.warn(note, stacklevel=2)
     for batch in batches:
         _measure(runners, xs[batch], batch, config, result)
-    _apply_gates(result, config, {p.name for p in paths})
+    _apply_gates(result, config, {r.name for r in runners if isinstance(r, OrtRunner)})
     return result
 
 
@@ -214,7 +225,7 @@ def _settings(config: BenchConfig) -> dict[str, Any]:
         "scenario": config.scenario.value,
         "interleaved_block": config.block,
         "baselines": [b.value for b in config.baselines],
-        "streams": config.streams,
+        "streams": list(config.streams) if config.streams else None,
         "call": config.call.value,
         "tuned": config.tuned,
     }

@@ -24,8 +24,8 @@ class Baseline(str, Enum):
 class BenchConfig:
     provider: Provider = Provider.cpu
     batch_sizes: tuple[int, ...] = (1,)
-    threads: int | None = None  # intra-op threads per stream; None: tuned, else onnxruntime's default
-    streams: int | None = None  # sessions running slices of each batch in parallel; None: tuned, else 1
+    threads: int | None = None  # intra-op threads (shared by the streams); None: tuned, else onnxruntime's default
+    streams: tuple[int, ...] | None = None  # stream counts to compare (sessions on slices of a batch); None: tuned
     spin: bool | None = None
     call: CallPath = CallPath.direct
     tuned: bool = True  # use MODEL.tune.json (edgecnn tune) when neither threads nor streams are given
@@ -56,8 +56,8 @@ class BenchConfig:
             raise UsageError("--warmup must be >= 0")
         if self.threads is not None and self.threads < 1:
             raise UsageError("--threads must be >= 1")
-        if self.streams is not None and self.streams < 1:
-            raise UsageError("--streams must be >= 1")
+        if self.streams is not None and (not self.streams or any(n < 1 for n in self.streams)):
+            raise UsageError(f"--streams must be positive integers, got {self.streams}")
 
     @property
     def effective_batches(self) -> tuple[int, ...]:

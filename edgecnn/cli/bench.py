@@ -20,10 +20,11 @@ def bench_command(
     provider: Annotated[Provider, typer.Option(case_sensitive=False, help="Execution provider.")] = Provider.cpu,
     batch: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1",
     threads: Annotated[
-        int | None, typer.Option(help="Intra-op threads per stream (baselines get the same); default: tuned.")
+        int | None, typer.Option(help="Threads (streams share them; baselines get the same); default: tuned.")
     ] = None,
     streams: Annotated[
-        int | None, typer.Option(help="Sessions running slices of each batch in parallel; default: tuned, else 1.")
+        str | None,
+        typer.Option(help="Comma-separated stream counts to compare (parallel sessions on slices of a batch)."),
     ] = None,
     spin: Annotated[bool | None, typer.Option("--spin/--no-spin", help="Intra-op spin-waiting.")] = None,
     call: Annotated[CallPath, typer.Option(case_sensitive=False, help="How sessions are called.")] = CallPath.direct,
@@ -54,7 +55,7 @@ def bench_command(
         provider=provider,
         batch_sizes=parse_ints(batch),
         threads=threads,
-        streams=streams,
+        streams=parse_ints(streams, "--streams") if streams else None,
         spin=spin,
         call=call,
         tuned=tuned,

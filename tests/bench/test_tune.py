@@ -63,9 +63,9 @@ def test_bench_uses_the_sidecar_unless_told_otherwise(model: Path) -> None:
     cfg = BenchConfig(batch_sizes=(1, 4), warmup=1, iterations=5)
     info = run_benchmark([model], cfg).to_dict()["models"][0]["engine"]
     assert info["1"]["source"].startswith("tuned") and info["4"]["source"].startswith("tuned")
-    given = run_benchmark([model], BenchConfig(batch_sizes=(4,), warmup=1, iterations=5, streams=2, threads=1))
+    given = run_benchmark([model], BenchConfig(batch_sizes=(4,), warmup=1, iterations=5, streams=(2,), threads=2))
     engine = given.to_dict()["models"][0]["engine"]["4"]
-    assert engine["source"] == "given" and engine["settings"]["streams"] == 2
+    assert engine["source"] == "given" and engine["settings"]["streams"] == 2 and engine["settings"]["threads"] == 1
     assert given.rows[0]["engine"].startswith("2 stream(s)")
 
 
@@ -80,3 +80,17 @@ def test_cli_tune_prints_a_table_and_writes_json(model: Path, tmp_path: Path) ->
     assert data[0]["throughput"]["batch"] == 4 and tuning_path(model).is_file()
     res = CliRunner().invoke(app, ["tune", str(tmp_path / "missing.onnx")])
     assert res.exit_code != 0 and "missing.onnx" in res.output
+
+
+def test_bench_compares_stream_counts_side_by_side(model: Path, tmp_path: Path) -> None:
+    res = CliRunner().invoke(
+        app,
+        ["bench", str(model), "--batch", "4", "--threads", "2", "--streams", "1,2", "--iterations", "5",
+         "--json", str(tmp_path / "b.json")],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    data = json.loads((tmp_path / "b.json").read_text())
+    assert [r["name"] for r in data["steady_state"]] == ["m.onnx [1 stream]", "m.onnx [2 streams]"]
+    engines = data["models"][0]["engine"]
+    assert engines["4@1"]["settings"]["threads"] == 2 and engines["4@2"]["settings"]["threads"] == 1
+    assert all(e["settings"]["spin_stop"] for e in engines.values())  # interleaved: no spinning between runs
