@@ -243,7 +243,7 @@ def _baseline_runners(meta: ModelMetadata, config: BenchConfig, result: BenchRes
     model = baselines.find_keras_model(meta, config.keras_model)
     out: list[Any] = []
     if Baseline.keras in config.baselines:
-        out += baselines.keras_runners(model)
+        out += baselines.keras_runners(model, predict=config.keras_predict)
     if Baseline.tflite in config.baselines:
         calib = None
         source = config.calibration or meta.source.get("data")

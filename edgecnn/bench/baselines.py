@@ -48,17 +48,19 @@ def set_tf_threads(threads: int | None) -> str | None:
     return None
 
 
-def keras_runners(model: Any) -> list[CallableRunner]:
+def keras_runners(model: Any, *, predict: bool = True) -> list[CallableRunner]:
     import tensorflow as tf
 
     @tf.function(reduce_retracing=True, jit_compile=False)
     def forward(x: Any) -> Any:
         return model(x, training=False)
 
-    return [
-        CallableRunner("keras tf.function", "keras", lambda x: forward(x).numpy(), convert=tf.constant),
-        CallableRunner("keras model.predict", "keras", lambda x: model.predict(x, verbose=0, batch_size=len(x))),
-    ]
+    runners = [CallableRunner("keras tf.function", "keras", lambda x: forward(x).numpy(), convert=tf.constant)]
+    if predict:
+        runners.append(
+            CallableRunner("keras model.predict", "keras", lambda x: model.predict(x, verbose=0, batch_size=len(x)))
+        )
+    return runners
 
 
 def tflite_runners(model: Any, threads: int | None, calib: np.ndarray | None) -> tuple[list[CallableRunner], list[str]]:

@@ -37,6 +37,7 @@ class BenchConfig:
     allow_fallback: bool = False
     io_binding: bool | None = None  # None: on for GPU providers
     baselines: tuple[Baseline, ...] = ()
+    keras_predict: bool = True  # also time model.predict (~70 ms a call whatever the model)
     keras_model: str | None = None  # for baselines when the ONNX metadata does not point at one
     calibration: str | None = None  # data for the TFLite INT8 baseline (same as edgecnn's INT8)
     max_p95_ms: float | None = None

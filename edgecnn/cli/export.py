@@ -26,6 +26,7 @@ def export_command(
             help="Load .h5 / SavedModel / Lambda layers / custom objects. They can run code: trusted files only."
         ),
     ] = False,
+    simplify: Annotated[bool, typer.Option(help="Fold computed Flatten shapes into constants.")] = True,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the export report as JSON.")] = None,
 ) -> None:
     """Export a Keras model to ONNX (dynamic batch), embed edgecnn metadata, and prove parity with Keras."""
@@ -40,6 +41,7 @@ def export_command(
         parity_data=data,
         labels=tuple(x.strip() for x in labels.split(",")) if labels else None,
         unsafe=unsafe,
+        simplify=simplify,
     )
     result = export_keras(model, out, config)
     report.print_kv(

@@ -28,6 +28,7 @@ class ExportConfig:
     parity_data: str | None = None  # data source for the automatic parity check; None: the sidecar's
     labels: tuple[str, ...] | None = None
     unsafe: bool = False  # allow .h5 / SavedModel / custom objects (they can run code)
+    simplify: bool = True  # fold computed Flatten shapes into constants (see edgecnn.export.simplify)
 
     def __post_init__(self) -> None:
         if not 13 <= self.opset <= 21:
@@ -50,6 +51,7 @@ class ExportReport:
     parity: ParityReport
     random_parity: ParityReport
     seconds: dict[str, float] = field(default_factory=dict)
+    simplified: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -73,6 +75,7 @@ class ExportReport:
             "random_parity": self.random_parity.to_dict(),
             "passed": self.passed,
             "seconds": self.seconds,
+            "simplified": self.simplified,
         }
 
 
@@ -151,6 +154,12 @@ def export_keras(src: Any, dst: str | Path | None = None, config: ExportConfig |
 
     t0 = time.perf_counter()
     converted = convert(model, config.opset)
+    simplified: dict[str, Any] = {}
+    if config.simplify:
+        from edgecnn.export.simplify import simplify
+
+        proto, rep = simplify(converted.model)
+        converted, simplified = replace(converted, model=proto), rep.to_dict()
     embed_metadata(converted.model, meta)
     from edgecnn import __version__
 
@@ -192,6 +201,7 @@ def export_keras(src: Any, dst: str | Path | None = None, config: ExportConfig |
         parity=parity,
         random_parity=random_parity,
         seconds=timings,
+        simplified=simplified,
     )
     if config.check:
         report.raise_for_failure()
