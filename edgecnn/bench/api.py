@@ -67,27 +67,41 @@ def _variant(meta: ModelMetadata) -> str:
     return str((meta.quantization or {}).get("mode", "fp32"))
 
 
-def engine_settings(
-    path: Path, config: BenchConfig, batch: int, *, streams: int | None = None, interleaved: bool = False
-) -> tuple[EngineSettings, str]:
-    """Settings for one model at one batch size: given on the command line, else tuned, else default.
+def engine_options(config: BenchConfig) -> list[tuple[str, EngineSettings | None]]:
+    """The engine configurations to run each model with, labelled; ``None``: tuned, else default."""
+    if config.engines:
+        return [(f"{e.streams}×{e.threads or 'auto'}", e) for e in config.engines]
+    if config.streams:
+        out: list[tuple[str, EngineSettings | None]] = []
+        for n in config.streams:  # --threads is the budget the streams share
+            threads = max(1, config.threads // n) if config.threads is not None and n > 1 else config.threads
+            label = f"{n} stream{'s' if n != 1 else ''}"
+            out.append((label, EngineSettings(threads=threads, streams=n, spin=config.spin, call=config.call)))
+        return out
+    if config.threads is not None:
+        return [("", EngineSettings(threads=config.threads, spin=config.spin, call=config.call))]
+    return [("", None)]
 
-    ``MODEL.tune.json`` (from ``edgecnn tune``) is used unless ``--threads``/``--streams`` are given or
-    tuning is off; batch 1 gets its latency winner, larger batches its throughput winner. With several
-    streams, ``--threads`` is the budget they share. When several runners are interleaved, every session
-    stops spinning at the end of a run: a session's idle spinning threads would otherwise steal the
-    cores of the next runner (measured: up to 5× slower 2-thread runs of small convnets on 2 cores).
+
+def engine_settings(
+    path: Path, config: BenchConfig, batch: int, option: EngineSettings | None, *, interleaved: bool = False
+) -> tuple[EngineSettings, str]:
+    """Settings for one model at one batch size: given, else tuned (``MODEL.tune.json``), else default.
+
+    A tuning file is used when no settings are given and tuning is on; batch 1 gets its latency winner,
+    larger batches its throughput winner. When several runners are interleaved, every session stops
+    spinning at the end of a run: a session's idle spinning threads would otherwise steal the cores of
+    the next runner (measured: up to 5× slower 2-thread runs of small convnets on a 2-core machine).
     """
-    settings: EngineSettings | None = None
-    source = "given" if config.threads is not None or config.streams is not None else "default"
-    if config.tuned and config.threads is None and config.streams is None:
-        tuning, why = load_tuning(path)
-        if tuning is not None:
-            settings, source = tuning.settings_for("latency" if batch == 1 else "throughput"), why
+    settings, source = option, "given"
     if settings is None:
-        n = streams or 1
-        threads = max(1, config.threads // n) if config.threads is not None and n > 1 else config.threads
-        settings = EngineSettings(threads=threads, streams=n, spin=config.spin, call=config.call)
+        source = "default"
+        if config.tuned:
+            tuning, why = load_tuning(path)
+            if tuning is not None:
+                settings, source = tuning.settings_for("latency" if batch == 1 else "throughput"), why
+        if settings is None:
+            settings = EngineSettings(spin=config.spin, call=config.call)
     if interleaved and not settings.spin_stop:
         settings = dataclasses.replace(settings, spin_stop=True)
     return settings, source
@@ -110,11 +124,13 @@ def _open(
         trt_cache_dir=config.trt_cache,
     )
     notes = list(plan.warnings)
-    stream_options = config.streams or (None,)
-    interleaved = bool(config.baselines) or n_models > 1 or len(stream_options) > 1
+    options = engine_options(config)
+    if len(options) == 1:  # one configuration: runners keep the model's name (rows carry the settings)
+        options = [("", options[0][1])]
+    interleaved = bool(config.baselines) or n_models > 1 or len(options) > 1
     chosen = {
-        (n, b): engine_settings(checked, config, b, streams=n, interleaved=interleaved)
-        for n in stream_options
+        (label, b): engine_settings(checked, config, b, option, interleaved=interleaved)
+        for label, option in options
         for b in batches
     }
     notes += [f"{path.name} batch {b}: {s.describe()} [{src}]" for (_, b), (s, src) in chosen.items()]
@@ -146,9 +162,9 @@ def _open(
         notes.append(f"{path.name}: {per_provider[CPU]} node(s) fell back to the CPU provider")
     io_binding = on_gpu if config.io_binding is None else config.io_binding
     runners: list[OrtRunner] = []
-    for n in stream_options:
-        by_batch = {b: engines[s] for (m, b), (s, _) in chosen.items() if m == n}
-        name = path.name if len(stream_options) == 1 else f"{path.name} [{n} stream{'s' if n != 1 else ''}]"
+    for label, _ in options:
+        by_batch = {b: engines[s] for (m, b), (s, _) in chosen.items() if m == label}
+        name = f"{path.name} [{label}]" if label else path.name
         runners.append(OrtRunner(name, by_batch, io_binding=io_binding, device="cuda" if on_gpu else "cpu"))
         if on_gpu and io_binding:
             runners.append(HostCopyRunner(f"{name} (with host copies)", by_batch))
@@ -165,8 +181,8 @@ def _open(
             "nodes_per_provider": {short_name(k): v for k, v in per_provider.items()},
         },
         "engine": {
-            (str(b) if len(stream_options) == 1 else f"{b}@{n}"): {"settings": s.to_dict(), "source": src}
-            for (n, b), (s, src) in chosen.items()
+            (f"{b}@{label}" if label else str(b)): {"settings": s.to_dict(), "source": src}
+            for (label, b), (s, src) in chosen.items()
         },
         "cold_start": {"session_create_ms": created * 1e3, "first_inference_ms": first * 1e3},
     }

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from edgecnn.errors import UsageError
-from edgecnn.runtime.engine import CallPath
+from edgecnn.runtime.engine import CallPath, EngineSettings
 from edgecnn.runtime.providers import Provider
 
 
@@ -26,6 +26,7 @@ class BenchConfig:
     batch_sizes: tuple[int, ...] = (1,)
     threads: int | None = None  # intra-op threads (shared by the streams); None: tuned, else onnxruntime's default
     streams: tuple[int, ...] | None = None  # stream counts to compare (sessions on slices of a batch); None: tuned
+    engines: tuple[EngineSettings, ...] = ()  # explicit engine settings to compare (library use; wins over streams)
     spin: bool | None = None
     call: CallPath = CallPath.direct
     tuned: bool = True  # use MODEL.tune.json (edgecnn tune) when neither threads nor streams are given
