@@ -6,11 +6,11 @@ fraction of this machine's measured peak (FP32 and INT8) that each runtime reach
     python benchmarks/zoo_matrix.py                 # writes benchmarks/results/<machine>.{json,md,png}
     python benchmarks/zoo_matrix.py --models mnist-cnn,catsdogs-cnn --duration 0.5 --out /tmp/m
 
-Weights: models whose data loads offline (the 28×28 nets on mnist5k, telemetry) are trained for one
-epoch, so that the INT8/FP16 accuracy bars of DESIGN.md are checked on real labelled test data; the
-others keep random weights (with non-zero biases, as trained models have) and are checked for top-1
-agreement with FP32 on real digits resized to their input. Only a variant within its bars counts as
-"edgecnn best". INT8 is static U8S8 QDQ calibrated on real digits (or telemetry) from the train split.
+Weights: every model is trained for one epoch on real labelled data that loads offline (the 28×28 nets
+on mnist5k, the Conv1D net on telemetry, the CIFAR / cats-vs-dogs nets on real digits resized to their
+input, class = digit mod classes), so that the INT8/FP16 accuracy bars of DESIGN.md are checked on its
+test split. Only a variant within its bars counts as "edgecnn best". INT8 is static U8S8 QDQ calibrated
+on the train split of the same data.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ SETTINGS = {"batch1-1thread": (1, 1, ((1, 1),)), "batch32-2threads": (32, 2, ((1
 VARIANTS = ("fp32", "int8", "int8-all", "fp16")  # int8-all: every conv quantized (no float stem)
 OURS_TO_PEAK = {"fp32": "fp32", "int8": "int8", "int8-all": "int8", "fp16": "fp32"}
 BASELINES = {"keras tf.function": "fp32", "tflite fp32": "fp32", "tflite int8": "int8"}
-AGREEMENT_BAR = {"int8": 0.98, "int8-all": 0.98, "fp16": 0.995}
 
 
 def machine_name() -> str:
@@ -44,44 +43,45 @@ def machine_name() -> str:
     return "-".join(w.lower() for w in cpu if w.lower() not in ("processor", "cpu"))[:40] + f"-{platform.machine()}"
 
 
-def digits_folder(meta: Any, root: Path, split: str, n: int) -> str:
-    """Real digits, one subfolder per model class, resized later to the model's input by the loaders."""
+def digits_folder(meta: Any, root: Path, n: int) -> str:
+    """Real digits as a labelled image folder for any image model: class = digit mod the model's classes.
+
+    A stand-in for the course's CIFAR-10 / cats-vs-dogs photos, which do not ship offline: a model trained
+    on it answers like a trained model (confident, structured outputs), so agreement bars mean something.
+    """
     from PIL import Image
 
     from edgecnn.data import load_source
 
-    ds = load_source("mnist5k", split=split, limit=n)
-    for i, x in enumerate(ds.x):
-        out = root / meta.labels[i % meta.num_classes].replace("/", "_") / f"{i}.png"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(x[..., 0]).save(out)
+    for split in ("train", "test"):
+        ds = load_source("mnist5k", split=split)
+        pick = np.linspace(0, len(ds) - 1, n // 2).astype(int)  # evenly: every class, whatever the order
+        for i, (x, y) in enumerate(zip(ds.x[pick], ds.y[pick], strict=True)):
+            out = root / meta.labels[int(y) % meta.num_classes].replace("/", "_") / f"{split}{i}.png"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(x[..., 0]).save(out)
     return str(root)
 
 
-def keras_model(name: str, work: Path) -> tuple[Path, str | None]:
-    """A trained (offline data) or randomly initialised model with non-zero biases; and its labelled data."""
+def keras_model(name: str, work: Path) -> tuple[Path, str]:
+    """A model trained for one epoch on real labelled data, and that data's source name.
+
+    28×28 nets train on mnist5k, the Conv1D net on telemetry, the other image nets on a digits folder
+    resized to their input (their own datasets need a network). Speed does not depend on the weights;
+    the accuracy bars do.
+    """
     from edgecnn import zoo
+    from edgecnn.train import TrainConfig, train
 
     spec = zoo.get_spec(name)
-    data = "telemetry" if name.startswith("telemetry") else "mnist5k" if spec.input_shape[:2] == (28, 28) else None
-    if data:
-        from edgecnn.train import TrainConfig, train
-
-        report = train(name, work / "runs", TrainConfig(data=data, epochs=1, verbose=0))
-        return Path(report.model_path), data
-    model = zoo.build(name)
-    rng = np.random.default_rng(0)
-    for w in model.weights:
-        if w.path.endswith("bias"):
-            w.assign(rng.normal(0.0, 0.05, tuple(w.shape)).astype("float32"))
-    path = work / f"{name}.keras"
-    model.save(path)
-    from edgecnn.export.keras_io import write_sidecar
-
-    meta = zoo.metadata_for(name)
-    sidecar = {"labels": list(meta.labels), "preprocess": meta.preprocess.to_dict(), "output": meta.output.value}
-    write_sidecar(path, sidecar | {"layout": meta.input.layout.value, "zoo": name, "data": None})
-    return path, None
+    if name.startswith("telemetry"):
+        data = "telemetry"
+    elif spec.input_shape[:2] == (28, 28):
+        data = "mnist5k"
+    else:
+        data = "folder:" + digits_folder(zoo.metadata_for(name), work / f"{name}-digits", 1200)
+    report = train(name, work / "runs", TrainConfig(data=data, epochs=1, verbose=0))
+    return Path(report.model_path), data
 
 
 def variants(name: str, work: Path) -> dict[str, Any]:
@@ -92,10 +92,7 @@ def variants(name: str, work: Path) -> dict[str, Any]:
     keras_path, data = keras_model(name, work)
     fp32 = export_keras(keras_path, work / f"{name}.onnx", ExportConfig(parity_samples=64)).path
     meta = read_metadata(fp32)
-    if meta.input.is_image:
-        calib = digits_folder(meta, work / f"{name}-calib", "train", max(40 * meta.num_classes, 128))
-    else:
-        calib = "telemetry"
+    calib = data  # its train split; accuracy is measured on its test split
     paths = {"fp32": fp32}
     paths["int8"] = quantize(fp32, None, QuantizeConfig.int8(calibration_samples=128), calibration=calib,
                              measure_speed=False).path  # fmt: skip
@@ -113,21 +110,18 @@ def accuracy(v: dict[str, Any]) -> dict[str, dict[str, Any]]:
     from edgecnn.parity.run import sample_inputs
 
     meta = v["meta"]
-    x, y, described = sample_inputs(meta, v["data"] or "mnist5k", limit=1000)
-    if v["data"] is None:
-        y, described = None, described + ", labels not the model's: agreement only"
+    x, y, described = sample_inputs(meta, v["data"], limit=1000)
     ref = Classifier(v["paths"]["fp32"], provider="cpu", tuning=False)
     out: dict[str, dict[str, Any]] = {}
     for variant in VARIANTS[1:]:
         cand = Classifier(v["paths"][variant], provider="cpu", tuning=False)
         rep = compare(ref, cand, x, y, meta.labels, bars_for(cand.metadata), names=("fp32", variant), data=described)
         d = rep.to_dict()
-        agree = d["top1_agreement"] >= AGREEMENT_BAR[variant]
         out[variant] = {
             "top1_agreement": d["top1_agreement"],
-            "accuracy_delta_pp": d.get("accuracy_delta_pp") if y is not None else None,
+            "accuracy_delta_pp": d.get("accuracy_delta_pp"),
             "max_abs_diff": d["max_abs_diff"],
-            "within_bars": bool(d["passed"]) if y is not None else agree,
+            "within_bars": bool(d["passed"]),
             "data": described,
         }
     return out
@@ -154,7 +148,8 @@ def main() -> None:
             print(f"== {name}", file=sys.stderr, flush=True)
             v = variants(name, work)
             macs = count_macs(v["paths"]["fp32"])
-            entry: dict[str, Any] = {"macs": macs.macs, "accuracy": accuracy(v), "trained_on": v["data"]}
+            trained_on = "digits resized" if v["data"].startswith("folder:") else v["data"]
+            entry: dict[str, Any] = {"macs": macs.macs, "accuracy": accuracy(v), "trained_on": trained_on}
             names = {p.name: k for k, p in v["paths"].items()}
             for label, (batch, threads, shapes) in SETTINGS.items():
                 cfg = BenchConfig(
@@ -309,14 +304,14 @@ def render_markdown(payload: dict[str, Any], env: dict[str, Any]) -> str:
         "",
         "## Accuracy of the variants against FP32",
         "",
-        "| model | weights | int8 agree | int8 Δacc pp | int8-all agree | fp16 agree | int8 within bars |",
+        "| model | trained 1 epoch on | int8 agree | int8 Δacc pp | int8-all agree | fp16 agree | int8 within bars |",
         "|---|---|---:|---:|---:|---:|---|",
     ]
     for m, entry in payload["results"].items():
         a = entry["accuracy"]
         delta = a["int8"]["accuracy_delta_pp"]
         lines.append(
-            f"| {m} | {('trained 1 epoch on ' + entry['trained_on']) if entry['trained_on'] else 'random'} | "
+            f"| {m} | {entry['trained_on']} | "
             f"{100 * a['int8']['top1_agreement']:.1f}% | {'—' if delta is None else f'{delta:+.2f}'} | "
             f"{100 * a['int8-all']['top1_agreement']:.1f}% | {100 * a['fp16']['top1_agreement']:.1f}% | "
             f"{'yes' if a['int8']['within_bars'] else 'NO'} |"

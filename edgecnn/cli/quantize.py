@@ -39,6 +39,9 @@ def quantize_command(
     reduce_range: Annotated[bool, typer.Option(help="7-bit weights, for CPUs without VNNI (see README).")] = False,
     exclude_nodes: Annotated[str | None, typer.Option(help="Comma-separated node names to keep in float.")] = None,
     exclude_op_types: Annotated[str | None, typer.Option(help="Comma-separated op types to keep in float.")] = None,
+    float_stem: Annotated[
+        bool, typer.Option(help="Keep convs over 1–4 input channels (and their pooling) in float: faster on CPU.")
+    ] = True,
     eval_data: Annotated[
         str | None, typer.Option("--eval", help="Labelled data source to measure accuracy on.")
     ] = None,
@@ -62,6 +65,7 @@ def quantize_command(
         reduce_range=reduce_range,
         exclude_nodes=_split(exclude_nodes),
         exclude_op_types=_split(exclude_op_types),
+        float_stem=float_stem,
         seed=seed,
     )
     if accuracy_budget is not None:

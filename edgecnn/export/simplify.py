@@ -1,145 +1,195 @@
-"""Fold computed reshape targets into constants and drop the nodes that only computed them.
+"""Fold computed Flatten targets into constant reshapes and drop the nodes that only computed them.
 
-Why: tf2onnx writes a Keras ``Flatten`` with a dynamic batch as ``Shape → Gather/Slice → Concat → Cast →
-Reshape``. At batch 1 onnxruntime pays about a microsecond per node, so on the course's small convnets
-those 6–8 nodes are a fifth of an INT8 inference; worse, the ``Shape`` pins an extra layout transpose of
-the last convolution's output. The target shape of such a Reshape is ``[batch, d1, d2, …]`` with static
-``d``: that is exactly ``[-1, d1, d2, …]``.
+Why: tf2onnx writes a Keras ``Flatten`` with a dynamic batch as ``Shape → Cast → Slice/Gather → Concat →
+(Cast) → Reshape``. At batch 1 onnxruntime pays one to three microseconds per node, so on small convnets those
+six nodes are a visible share of an inference; worse, the ``Shape`` pins an extra NCHW/NHWC reorder of the
+last convolution's output. When the target is ``[batch, d1, d2, …]`` with static ``d``, it is exactly
+``[-1, d1, d2, …]``: Reshape keeps the element count, so ``-1`` resolves to the batch again.
 
-How it decides, without trusting symbolic shape inference: the candidate shape tensors are made extra
-graph outputs and the model is run by onnxruntime at two batch sizes; a target that reads ``[b, d…]``
-at both (first element the batch, the rest equal) is replaced by the constant ``[-1, d…]``. Anything
-else is left alone. Onnx/onnxruntime only: no TensorFlow.
+How it decides: onnx shape inference with data propagation (onnx only: no TensorFlow, nothing is run). A
+Reshape is folded only when the inferred output's first axis is provably the input's first axis (the same
+symbol, or the same number) and every later axis is a positive number. Anything else is left alone.
 """
 
 from __future__ import annotations
 
 import copy
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import onnx
+from onnx import numpy_helper
 
-PROBE_BATCHES = (1, 3)
+Dim = int | str | None  # a static size, a symbol, or unknown
 
 
 @dataclass(frozen=True)
 class SimplifyReport:
-    folded_reshapes: int = 0
+    """What ``simplify`` changed: nodes removed by op type, and how many Reshapes now read a constant target."""
+
     removed_nodes: dict[str, int] = field(default_factory=dict)
+    folded_reshapes: int = 0
 
     @property
     def changed(self) -> bool:
-        return self.folded_reshapes > 0
+        return self.folded_reshapes > 0 or bool(self.removed_nodes)
 
     def to_dict(self) -> dict[str, Any]:
         return {"folded_reshapes": self.folded_reshapes, "removed_nodes": dict(self.removed_nodes)}
 
 
-def simplify(model: Any) -> tuple[Any, SimplifyReport]:
-    """A simplified copy of ``model`` (an ``onnx.ModelProto`` with one input whose first axis is the batch)."""
+def simplify(model: onnx.ModelProto) -> tuple[onnx.ModelProto, SimplifyReport]:
+    """A simplified copy of ``model``; ``model`` itself (same object, untouched) when there is nothing to do.
+
+    Only the folded Reshapes' second inputs, the nodes and initializers that became unused, and their
+    ``value_info`` change; opset, IR version, metadata and the graph's inputs and outputs stay as they were.
+    """
+    folds = _foldable_reshapes(model) if model.ir_version >= 4 else {}  # IR < 4: initializers must be inputs
+    if not folds and len(_live_nodes(model.graph)) == len(model.graph.node):
+        return model, SimplifyReport()
+    out = copy.deepcopy(model)
+    graph = out.graph
+    taken = set(_names(graph))
+    for index, target in folds.items():
+        node = graph.node[index]
+        name = _fresh(f"{node.input[1]}__folded", taken)
+        graph.initializer.append(numpy_helper.from_array(np.asarray(target, dtype=np.int64), name))
+        node.input[1] = name
+    removed = _remove_dead(graph, read_before=_reads_of(model.graph.node))
+    if not folds and not removed:
+        return model, SimplifyReport()
+    counts = Counter(n.op_type for n in removed)
+    return out, SimplifyReport(dict(sorted(counts.items())), len(folds))
+
+
+def _foldable_reshapes(model: onnx.ModelProto) -> dict[int, list[int]]:
+    """Node index → constant target ``[-1, d…]`` for each Reshape whose computed target is ``[batch, d…]``."""
     graph = model.graph
-    constants = {t.name for t in graph.initializer} | {
-        o for n in graph.node if n.op_type == "Constant" for o in n.output
-    }
+    constant = {t.name for t in graph.initializer} | {i.name for i in graph.input}
+    constant |= {o for n in graph.node if n.op_type == "Constant" and n.domain in ("", "ai.onnx") for o in n.output}
     candidates = [
         i
         for i, n in enumerate(graph.node)
         if n.op_type == "Reshape"
+        and n.domain in ("", "ai.onnx")
         and len(n.input) == 2
-        and n.input[1] not in constants
-        and not any(a.name == "allowzero" and a.i == 1 for a in n.attribute)
+        and n.input[1]
+        and n.input[1] not in constant
+        and not any(a.name == "allowzero" and a.i != 0 for a in n.attribute)
     ]
-    inputs = [i for i in graph.input if i.name not in {t.name for t in graph.initializer}]
-    if not candidates or len(inputs) != 1:
-        return model, SimplifyReport()
-    targets = _probe_targets(model, inputs[0], sorted({graph.node[i].input[1] for i in candidates}))
-    if targets is None:
-        return model, SimplifyReport()
-    from onnx import numpy_helper
-
-    out = copy.deepcopy(model)  # same node order: candidates index into it
-    folded = 0
+    if not candidates:
+        return {}
+    shapes = _inferred_shapes(model)
+    folds = {}
     for i in candidates:
-        node = out.graph.node[i]
-        const = _batch_major(targets[node.input[1]])
-        if const is None:
-            continue
-        name = f"{node.input[1]}__folded{i}"
-        out.graph.initializer.append(numpy_helper.from_array(np.asarray(const, dtype=np.int64), name))
-        node.input[1] = name
-        folded += 1
-    if not folded:
-        return model, SimplifyReport()
-    before = Counter(n.op_type for n in out.graph.node)
-    _remove_dead(out)
-    after = Counter(n.op_type for n in out.graph.node)
-    return out, SimplifyReport(folded, {k: v for k, v in (before - after).items() if v})
+        node = graph.node[i]
+        src, dst = shapes.get(node.input[0]), shapes.get(node.output[0])
+        if not src or not dst or len(dst) < 2 or src[0] is None or src[0] != dst[0]:
+            continue  # the first axis is not provably the input's batch
+        rest = dst[1:]
+        if all(isinstance(d, int) and d > 0 for d in rest):
+            folds[i] = [-1, *(int(d) for d in rest)]  # type: ignore[arg-type]
+    return folds
 
 
-def _probe_targets(model: Any, graph_input: Any, names: list[str]) -> dict[str, list[np.ndarray]] | None:
-    """Values of the tensors ``names`` at each probe batch size, computed by onnxruntime (None if it cannot)."""
-    import onnx
-    import onnxruntime as ort
-
-    probe = copy.deepcopy(model)
+def _inferred_shapes(model: onnx.ModelProto) -> dict[str, list[Dim]]:
+    """Shapes onnx infers from the graph inputs alone (stored value_info and output shapes are not trusted)."""
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
     del probe.graph.value_info[:]
-    for name in names:
-        probe.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
-    dims = graph_input.type.tensor_type.shape.dim
-    if not dims or any(not d.HasField("dim_value") for d in dims[1:]):
-        return None
-    elem = onnx.helper.tensor_dtype_to_np_dtype(graph_input.type.tensor_type.elem_type)
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.log_severity_level = 3
+    for output in probe.graph.output:
+        if output.type.HasField("tensor_type"):
+            output.type.tensor_type.ClearField("shape")
     try:
-        session = ort.InferenceSession(probe.SerializeToString(), so, providers=["CPUExecutionProvider"])
-        values: dict[str, list[np.ndarray]] = {n: [] for n in names}
-        for batch in PROBE_BATCHES:
-            x = np.zeros((batch, *[d.dim_value for d in dims[1:]]), dtype=elem)
-            outs = session.run(names, {graph_input.name: x})
-            for name, value in zip(names, outs, strict=True):
-                values[name].append(np.asarray(value))
-    except Exception:  # a graph onnxruntime cannot run as-is is not ours to simplify
-        return None
-    return values
+        inferred = onnx.shape_inference.infer_shapes(probe, check_type=False, strict_mode=False, data_prop=True)
+    except Exception:  # a graph onnx cannot infer (unknown ops, > 2 GiB) is not ours to fold
+        return {}
+    shapes = {}
+    for info in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
+        tensor = info.type.tensor_type
+        if info.type.HasField("tensor_type") and tensor.HasField("shape"):
+            shapes[info.name] = [_dim(d) for d in tensor.shape.dim]
+    return shapes
 
 
-def _batch_major(values: list[np.ndarray]) -> list[int] | None:
-    """``[-1, d…]`` when each probe's target is ``[batch, d…]`` with the same ``d``; else None."""
-    rests = []
-    for batch, value in zip(PROBE_BATCHES, values, strict=True):
-        flat = [int(v) for v in np.asarray(value).reshape(-1)]
-        if len(flat) < 2 or flat[0] != batch or any(v <= 0 for v in flat[1:]):
-            return None
-        rests.append(flat[1:])
-    if any(r != rests[0] for r in rests):
-        return None
-    return [-1, *rests[0]]
+def _dim(d: onnx.TensorShapeProto.Dimension) -> Dim:
+    if d.HasField("dim_value"):
+        return int(d.dim_value)
+    return d.dim_param or None
 
 
-def _remove_dead(model: Any) -> None:
-    """Drop nodes none of whose outputs are used, then initializers nothing reads."""
-    graph = model.graph
-    needed = {o.name for o in graph.output}
-    keep = []
-    for node in reversed(graph.node):
-        if any(o in needed for o in node.output):
-            keep.append(node)
-            needed.update(i for i in node.input if i)
-            for attr in node.attribute:  # subgraphs (If/Loop) read outer names
-                for g in [attr.g, *attr.graphs]:
-                    for sub in g.node:
-                        needed.update(i for i in sub.input if i)
-    keep.reverse()
+def _live_nodes(graph: onnx.GraphProto) -> list[int]:
+    """Indices of the nodes left after repeatedly dropping those whose outputs no live node or graph output reads."""
+    live = list(range(len(graph.node)))
+    outputs = {o.name for o in graph.output}
+    while True:
+        needed = outputs | _reads_of(graph.node[i] for i in live)
+        keep = [i for i in live if any(o and o in needed for o in graph.node[i].output)]
+        if len(keep) == len(live):
+            return live
+        live = keep
+
+
+def _remove_dead(graph: onnx.GraphProto, read_before: set[str]) -> list[onnx.NodeProto]:
+    """Drop dead nodes, the initializers only they read, and value_info of what is gone; return the dropped nodes."""
+    live = _live_nodes(graph)
+    if len(live) == len(graph.node):
+        return []
+    kept = set(live)
+    removed = [copy.deepcopy(n) for i, n in enumerate(graph.node) if i not in kept]
+    nodes = [copy.deepcopy(graph.node[i]) for i in live]
     del graph.node[:]
-    graph.node.extend(keep)
-    used = needed
-    kept_init = [t for t in graph.initializer if t.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept_init)
-    kept_vi = [v for v in graph.value_info if v.name in used]
-    del graph.value_info[:]
-    graph.value_info.extend(kept_vi)
+    graph.node.extend(nodes)
+    read_now = _reads_of(graph.node)
+    pinned = {i.name for i in graph.input} | {o.name for o in graph.output}
+    unused = {t.name for t in graph.initializer if t.name in read_before and t.name not in read_now | pinned}
+    if unused:
+        kept_inits = [t for t in graph.initializer if t.name not in unused]
+        del graph.initializer[:]
+        graph.initializer.extend(kept_inits)
+    gone = unused | {o for n in removed for o in n.output}
+    if any(v.name in gone for v in graph.value_info):
+        kept_info = [v for v in graph.value_info if v.name not in gone]
+        del graph.value_info[:]
+        graph.value_info.extend(kept_info)
+    return removed
+
+
+def _reads_of(nodes: Iterable[onnx.NodeProto]) -> set[str]:
+    """Every name the nodes read, including names their subgraphs (If, Loop, Scan) read from outer scopes."""
+    reads: set[str] = set()
+    for node in nodes:
+        reads.update(i for i in node.input if i)
+        for graph in _subgraphs(node):
+            reads |= _reads_of(graph.node)
+            reads.update(o.name for o in graph.output)
+    return reads
+
+
+def _subgraphs(node: onnx.NodeProto) -> Iterator[onnx.GraphProto]:
+    for attr in node.attribute:
+        if attr.HasField("g"):
+            yield attr.g
+        yield from attr.graphs
+
+
+def _names(graph: onnx.GraphProto) -> Iterator[str]:
+    """Every tensor name in the graph and its subgraphs, so a new initializer cannot shadow one."""
+    for info in [*graph.input, *graph.output, *graph.value_info, *graph.initializer]:
+        yield info.name
+    for node in graph.node:
+        yield from node.input
+        yield from node.output
+        for sub in _subgraphs(node):
+            yield from _names(sub)
+
+
+def _fresh(base: str, taken: set[str]) -> str:
+    name, n = base, 1
+    while name in taken:
+        name, n = f"{base}{n}", n + 1
+    taken.add(name)
+    return name

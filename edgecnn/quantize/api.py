@@ -198,7 +198,9 @@ def quantize(
                     source = calibration or _default_calibration(meta)
                     calib = load_calibration(source, meta, config.calibration_samples, config.seed)
                     input_name = _input_name(base)
-                    stem = stem_nodes(onnx.load(str(base), load_external_data=False)) if config.float_stem else []
+                    graph = onnx.load(str(base), load_external_data=False).graph
+                    stem = stem_nodes(graph) if config.float_stem else []
+                    stem_convs = sum(1 for n in graph.node if n.op_type == "Conv" and n.name in set(stem))
                     _write_int8(base, raw, config, calib, input_name, stem)
                     info |= {
                         "method": config.calibration_method.value,
@@ -213,6 +215,7 @@ def quantize(
                         "excluded_nodes": list(config.exclude_nodes),
                         "excluded_op_types": list(config.exclude_op_types),
                         "float_stem": stem,
+                        "float_stem_convs": stem_convs,
                     }
                     if stem and config.format == QuantFormat.qdq:
                         # onnxruntime's QDQ propagation would move the first QuantizeLinear above the stem's
@@ -233,8 +236,11 @@ def quantize(
         with atomic_path(dst, suffix=".onnx") as out:
             onnx.save_model(model, str(out))
     cov = coverage(dst)
-    if config.mode != QuantMode.fp16 and cov["float"]:
+    stem_convs = int(info.get("float_stem_convs", 0))
+    if config.mode != QuantMode.fp16 and cov["float"] > stem_convs:
         notes.append(f"{cov['float']} compute node(s) still run in float: {cov['float_ops']}")
+    elif stem_convs:
+        notes.append(f"{stem_convs} stem convolution(s) over 1–4 input channels kept in float (faster; see README)")
     report = QuantizeReport(
         source=src,
         path=dst,

@@ -28,7 +28,7 @@ def stem_nodes(model: Any, max_channels: int = THIN_CHANNELS) -> list[str]:
     the chain stops at the next convolution or matrix product, which will be quantized. Leaders are
     the rescaling/layout ops between the graph input and the stem.
     """
-    graph = model.graph
+    graph = getattr(model, "graph", model)  # a ModelProto or its GraphProto
     weights = {t.name: tuple(t.dims) for t in graph.initializer}
     consumers: dict[str, list[Any]] = {}
     producer: dict[str, Any] = {}

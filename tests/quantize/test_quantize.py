@@ -46,7 +46,8 @@ def test_every_conv_but_the_float_stem_runs_as_qlinearconv(int8) -> None:  # typ
     ops = Counter(n.op_type for n in onnx.load(str(int8.path)).graph.node)
     assert ops["QuantizeLinear"] >= 1 and ops["DequantizeLinear"] >= 4 and ops["Conv"] == 3  # QDQ on disk
     info = Classifier(int8.path).metadata.quantization
-    assert any("conv" in name for name in info["float_stem"])
+    assert any("conv" in name for name in info["float_stem"]) and info["float_stem_convs"] == 1
+    assert any("kept in float" in w for w in int8.warnings) and not any("still run" in w for w in int8.warnings)
     assert info["session"] == {"disabled_optimizers": ["QDQPropagationTransformer"]}
 
 
