@@ -79,7 +79,7 @@ def keras_model(name: str, work: Path) -> tuple[Path, str]:
     elif spec.input_shape[:2] == (28, 28):
         data = "mnist5k"
     else:
-        data = "folder:" + digits_folder(zoo.metadata_for(name), work / f"{name}-digits", 1200)
+        data = "folder:" + digits_folder(zoo.metadata_for(name), work / f"{name}-digits", 2400)
     report = train(name, work / "runs", TrainConfig(data=data, epochs=1, verbose=0))
     return Path(report.model_path), data
 

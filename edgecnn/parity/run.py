@@ -8,7 +8,7 @@ import numpy as np
 
 from edgecnn.parity.compare import ParityBars, ParityReport, Predictor, bars_for, compare
 from edgecnn.runtime.classifier import Classifier
-from edgecnn.runtime.metadata import ModelMetadata
+from edgecnn.runtime.metadata import ModelMetadata, OutputKind
 from edgecnn.runtime.preprocess import pixels_to_input
 
 RANDOM_SAMPLES = 64
@@ -48,7 +48,9 @@ def load_predictor(path: str | Path, meta: ModelMetadata, *, unsafe: bool = Fals
         return Classifier(p, provider="cpu")
     from edgecnn.export.keras_io import keras_predictor, load_keras
 
-    return keras_predictor(load_keras(p, unsafe=unsafe), meta.output)
+    # an export that appended a Softmax to a logits model: the Keras side still answers logits
+    kind = OutputKind.logits if meta.source.get("softmax_appended") else meta.output
+    return keras_predictor(load_keras(p, unsafe=unsafe), kind)
 
 
 def run_parity(

@@ -77,3 +77,26 @@ def test_interrupted_export_leaves_previous_file(tmp_path: Path, monkeypatch: py
         export_keras("zoo:mnist-mlp-deep", target)
     assert target.read_bytes() == b"previous version"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+def test_logits_model_answers_probabilities_from_the_graph(tmp_path: Path) -> None:
+    import onnx
+
+    from edgecnn import zoo
+    from edgecnn.export import ExportConfig, export_keras
+    from edgecnn.parity import run_parity
+
+    model = zoo.build("cifar10-cnn")  # a logits head
+    keras_path = tmp_path / "cifar.keras"
+    model.save(keras_path)
+    report = export_keras(
+        keras_path, tmp_path / "c.onnx", ExportConfig(parity_samples=16, labels=zoo.metadata_for("cifar10-cnn").labels)
+    )
+    assert report.passed and report.metadata.output.value == "softmax"
+    assert report.metadata.source["softmax_appended"] is True
+    assert onnx.load(str(report.path)).graph.node[-1].op_type == "Softmax"
+    x = np.random.default_rng(0).random((3, 32, 32, 3), dtype=np.float32)
+    np.testing.assert_allclose(Classifier(report.path).engine.run(x).sum(axis=1), 1.0, rtol=1e-5)
+    assert run_parity(keras_path, report.path).passed  # the Keras side is still read as logits
+    plain = export_keras(keras_path, tmp_path / "l.onnx", ExportConfig(parity_samples=16, softmax_logits=False))
+    assert plain.metadata.output.value == "logits" and plain.passed
