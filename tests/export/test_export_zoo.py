@@ -9,6 +9,7 @@ import pytest
 
 from edgecnn import Classifier, zoo
 from edgecnn.runtime.inspect import describe_model
+from edgecnn.runtime.metadata import OutputKind
 
 pytestmark = pytest.mark.needs_tf
 
@@ -22,7 +23,11 @@ def test_zoo_model_exports_with_fp32_parity(name: str, tmp_path: Path) -> None:
     assert report.parity.agreement == 1.0 and report.parity.max_abs_diff <= 1e-4
     clf = Classifier(report.path)
     spec = zoo.get_spec(name)
-    assert clf.metadata.output == spec.output and clf.labels == spec.labels
+    assert clf.labels == spec.labels
+    if spec.output == OutputKind.logits:  # the export appends the Softmax a logits model leaves out
+        assert clf.metadata.output == OutputKind.softmax and clf.metadata.source["softmax_appended"]
+    else:
+        assert clf.metadata.output == spec.output and "softmax_appended" not in clf.metadata.source
     info = describe_model(report.path)
     assert info.inputs[0]["shape"][0] == "batch"  # dynamic batch axis
     assert info.opsets["ai.onnx"] == 17
