@@ -1,4 +1,6 @@
-"""Fold computed Flatten targets into constant reshapes and drop the nodes that only computed them.
+"""Fold computed Flatten targets into constant reshapes, move 1-D layers' Squeezes, drop what became dead.
+
+The Squeeze rules live in ``edgecnn.export.squeezes``; this module's own rule is the Flatten fold.
 
 Why: tf2onnx writes a Keras ``Flatten`` with a dynamic batch as ``Shape → Cast → Slice/Gather → Concat →
 (Cast) → Reshape``. At batch 1 onnxruntime pays one to three microseconds per node, so on small convnets those
@@ -23,6 +25,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from edgecnn.export.squeezes import sink_squeezes
+
 Dim = int | str | None  # a static size, a symbol, or unknown
 
 
@@ -32,40 +36,65 @@ class SimplifyReport:
 
     removed_nodes: dict[str, int] = field(default_factory=dict)
     folded_reshapes: int = 0
+    moved_squeezes: int = 0
 
     @property
     def changed(self) -> bool:
-        return self.folded_reshapes > 0 or bool(self.removed_nodes)
+        return self.folded_reshapes > 0 or self.moved_squeezes > 0 or bool(self.removed_nodes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"folded_reshapes": self.folded_reshapes, "removed_nodes": dict(self.removed_nodes)}
+        return {
+            "folded_reshapes": self.folded_reshapes,
+            "moved_squeezes": self.moved_squeezes,
+            "removed_nodes": dict(self.removed_nodes),
+        }
 
 
 def simplify(model: onnx.ModelProto) -> tuple[onnx.ModelProto, SimplifyReport]:
     """A simplified copy of ``model``; ``model`` itself (same object, untouched) when there is nothing to do.
 
-    Only the folded Reshapes' second inputs, the nodes and initializers that became unused, and their
-    ``value_info`` change; opset, IR version, metadata and the graph's inputs and outputs stay as they were.
+    Only the folded Reshapes' second inputs, the Squeezes moved by ``sink_squeezes``, the nodes and
+    initializers that became unused, and stale ``value_info`` change; opset, IR version, metadata and the
+    graph's inputs and outputs stay as they were.
     """
-    folds = _foldable_reshapes(model) if model.ir_version >= 4 else {}  # IR < 4: initializers must be inputs
-    if not folds and len(_live_nodes(model.graph)) == len(model.graph.node):
+    if model.ir_version < 4 or not _worth_a_look(model.graph):  # IR < 4: initializers must be inputs
         return model, SimplifyReport()
+    shapes = _inferred_shapes(model)
     out = copy.deepcopy(model)
     graph = out.graph
     taken = set(_names(graph))
+    folds = _foldable_reshapes(model, shapes)
     for index, target in folds.items():
         node = graph.node[index]
         name = _fresh(f"{node.input[1]}__folded", taken)
         graph.initializer.append(numpy_helper.from_array(np.asarray(target, dtype=np.int64), name))
         node.input[1] = name
+    ranks = {name: len(dims) for name, dims in shapes.items()}
+    outer = _reads_of(g_node for n in graph.node for g in _subgraphs(n) for g_node in g.node)
+    moved = sink_squeezes(graph, ranks, lambda base: _fresh(base, taken), outer)
     removed = _remove_dead(graph, read_before=_reads_of(model.graph.node))
-    if not folds and not removed:
+    if not folds and not moved and not removed:
         return model, SimplifyReport()
+    _drop_stale_value_info(graph)
     counts = Counter(n.op_type for n in removed)
-    return out, SimplifyReport(dict(sorted(counts.items())), len(folds))
+    return out, SimplifyReport(dict(sorted(counts.items())), len(folds), moved)
 
 
-def _foldable_reshapes(model: onnx.ModelProto) -> dict[int, list[int]]:
+def _worth_a_look(graph: onnx.GraphProto) -> bool:
+    """Whether any rule could apply: skips shape inference and the copy on graphs with nothing to do."""
+    ops = {n.op_type for n in graph.node}
+    return bool(ops & {"Reshape", "Squeeze", "Unsqueeze"}) or len(_live_nodes(graph)) < len(graph.node)
+
+
+def _drop_stale_value_info(graph: onnx.GraphProto) -> None:
+    """value_info for names no node writes any more, or for names a rewrite gave a new shape, is dropped."""
+    written = {o for n in graph.node for o in n.output}
+    kept = [v for v in graph.value_info if v.name in written]
+    del graph.value_info[:]
+    graph.value_info.extend(kept)
+
+
+def _foldable_reshapes(model: onnx.ModelProto, shapes: dict[str, list[Dim]]) -> dict[int, list[int]]:
     """Node index → constant target ``[-1, d…]`` for each Reshape whose computed target is ``[batch, d…]``."""
     graph = model.graph
     constant = {t.name for t in graph.initializer} | {i.name for i in graph.input}
@@ -80,9 +109,6 @@ def _foldable_reshapes(model: onnx.ModelProto) -> dict[int, list[int]]:
         and n.input[1] not in constant
         and not any(a.name == "allowzero" and a.i != 0 for a in n.attribute)
     ]
-    if not candidates:
-        return {}
-    shapes = _inferred_shapes(model)
     folds = {}
     for i in candidates:
         node = graph.node[i]
