@@ -189,8 +189,10 @@ def best_ours(entry: dict[str, Any], label: str) -> tuple[str, dict[str, Any]] |
     ok = [k for k in entry[label] if k.split(" [")[0] in VARIANTS and _within(entry, k.split(" [")[0])]
     if not ok:
         return None
-    pick = min(ok, key=lambda k: entry[label][k][metric]) if metric == "p50_ms" else max(
-        ok, key=lambda k: entry[label][k][metric]
+    pick = (
+        min(ok, key=lambda k: entry[label][k][metric])
+        if metric == "p50_ms"
+        else max(ok, key=lambda k: entry[label][k][metric])
     )
     return pick, entry[label][pick]
 
@@ -296,8 +298,11 @@ def render_markdown(payload: dict[str, Any], env: dict[str, Any]) -> str:
             pct = [f"{100 * v:.0f}%" if v is not None else "—" for v in (s["peak_fraction_best"],
                                                                          s["peak_fraction_tflite_int8"])]  # fmt: skip
             lines.append(
-                f"| {m} | {entry['macs'] / 1e6:.2f} | " + " | ".join(cells) + f" | {s['best']} | {ratio} | "
-                + " | ".join(pct) + " |"
+                f"| {m} | {entry['macs'] / 1e6:.2f} | "
+                + " | ".join(cells)
+                + f" | {s['best']} | {ratio} | "
+                + " | ".join(pct)
+                + " |"
             )
         lines.append("")
     lines += [

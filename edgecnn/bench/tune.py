@@ -95,9 +95,7 @@ def _stages(mode: str, cores: int, quantized: bool) -> list[Callable[[EngineSett
             shapes = [(1, t) for t in range(1, cores + 1)]
         else:  # streams × threads per stream that use the budget: 1×N ... N×1
             shapes = [(s, cores // s) for s in range(1, cores + 1) if cores % s == 0]
-        return [
-            dataclasses.replace(cur, streams=s, threads=t, spin=spin) for s, t in shapes for spin in (True, False)
-        ]
+        return [dataclasses.replace(cur, streams=s, threads=t, spin=spin) for s, t in shapes for spin in (True, False)]
 
     def optimization(cur: EngineSettings) -> list[EngineSettings]:
         return [dataclasses.replace(cur, optimization=o) for o in ("all", "extended", "basic")]

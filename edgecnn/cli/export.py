@@ -26,7 +26,12 @@ def export_command(
             help="Load .h5 / SavedModel / Lambda layers / custom objects. They can run code: trusted files only."
         ),
     ] = False,
-    simplify: Annotated[bool, typer.Option(help="Fold computed Flatten shapes into constants.")] = True,
+    simplify: Annotated[
+        bool, typer.Option(help="Fold computed Flatten shapes into constants; move Conv1D Squeezes so convs fuse.")
+    ] = True,
+    softmax: Annotated[
+        bool, typer.Option(help="Append a Softmax to a logits model (answers probabilities; off keeps logits).")
+    ] = True,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the export report as JSON.")] = None,
 ) -> None:
     """Export a Keras model to ONNX (dynamic batch), embed edgecnn metadata, and prove parity with Keras."""
@@ -42,6 +47,7 @@ def export_command(
         labels=tuple(x.strip() for x in labels.split(",")) if labels else None,
         unsafe=unsafe,
         simplify=simplify,
+        softmax_logits=softmax,
     )
     result = export_keras(model, out, config)
     report.print_kv(

@@ -147,6 +147,19 @@ def test_export_parity_quantize(tmp_path: Path) -> None:
 
 
 @pytest.mark.needs_tf
+def test_export_softmax_switch_for_logits_models(tmp_path: Path) -> None:
+    from edgecnn import Classifier
+
+    outputs = {}
+    for flag in ("--softmax", "--no-softmax"):
+        path = tmp_path / f"{flag}.onnx"
+        result = run("export", "zoo:cifar10-cnn", "-o", str(path), "--samples", "8", flag)
+        assert result.exit_code == 0, result.output
+        outputs[flag] = Classifier(path).metadata.output.value
+    assert outputs == {"--softmax": "softmax", "--no-softmax": "logits"}
+
+
+@pytest.mark.needs_tf
 def test_parity_failure_exit_4(tmp_path: Path) -> None:
     """A different model with the same input and labels: far over the bars, exit 4."""
     a = run("export", "zoo:mnist-mlp-deep", "-o", str(tmp_path / "a.onnx"), "--samples", "8")
