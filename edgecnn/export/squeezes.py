@@ -41,165 +41,130 @@ def sink_squeezes(graph: onnx.GraphProto, ranks: dict[str, int], fresh: Fresh, o
     new unique tensor name; ``outer_reads`` are names read inside subgraphs, which are never rewired.
     """
     total = 0
-    while True:
-        done = _one_pass(graph, ranks, fresh, outer_reads)
-        if not done:
-            return total
-        total += done
+    while done := _Pass(graph, ranks, fresh, outer_reads).first_rewrite():
+        total += done  # one rewrite per pass: node indices and reader maps go stale after it
+    return total
 
 
-def _one_pass(graph: onnx.GraphProto, ranks: dict[str, int], fresh: Fresh, outer_reads: set[str]) -> int:
-    inits = {t.name: t for t in graph.initializer}
-    pinned = {o.name for o in graph.output} | outer_reads
-    readers: dict[str, list[int]] = {}
-    for i, node in enumerate(graph.node):
-        for name in node.input:
-            if name:
-                readers.setdefault(name, []).append(i)
+class _Pass:
+    """One scan of the graph with its readers, constants and pinned names; applies the first rule that fits."""
 
-    def only_reader(name: str) -> int | None:
-        if name in pinned or len(readers.get(name, ())) != 1:
+    def __init__(self, graph: onnx.GraphProto, ranks: dict[str, int], fresh: Fresh, outer_reads: set[str]) -> None:
+        self.graph, self.ranks, self.fresh = graph, ranks, fresh
+        self.inits = {t.name: t for t in graph.initializer}
+        self.pinned = {o.name for o in graph.output} | outer_reads
+        self.readers: dict[str, list[int]] = {}
+        for i, node in enumerate(graph.node):
+            for name in node.input:
+                if name:
+                    self.readers.setdefault(name, []).append(i)
+
+    def only_reader(self, name: str) -> int | None:
+        if name in self.pinned or len(self.readers.get(name, ())) != 1:
             return None
-        return readers[name][0]
+        return self.readers[name][0]
 
-    for i, node in enumerate(graph.node):
-        if not _is(node, "Squeeze", "Unsqueeze"):
-            continue
-        j = only_reader(node.output[0])
-        if j is None:
-            continue
-        done = _rewrite(graph, i, j, inits, ranks, fresh, readers, pinned, only_reader)
-        if done:
-            return done  # indices and reader maps are stale now
-    return 0
-
-
-def _rewrite(
-    graph: onnx.GraphProto,
-    i: int,
-    j: int,
-    inits: dict[str, onnx.TensorProto],
-    ranks: dict[str, int],
-    fresh: Fresh,
-    readers: dict[str, list[int]],
-    pinned: set[str],
-    only_reader: Callable[[str], int | None],
-) -> int:
-    """Apply the first rule that fits node ``i`` (a Squeeze or Unsqueeze) and its only reader ``j``."""
-    node, nxt = graph.node[i], graph.node[j]
-    if node.op_type == "Unsqueeze":
-        return _unsqueeze_reshape(node, nxt, inits)
-    x = node.input[0]
-    axes = _axes(node, inits, ranks.get(x))
-    if axes is None:
+    def first_rewrite(self) -> int:
+        for i, node in enumerate(self.graph.node):
+            j = self.only_reader(node.output[0]) if _is(node, "Squeeze", "Unsqueeze") else None
+            if j is not None and self.rewrite(i, j):
+                return 1
         return 0
-    cancels = _is(nxt, "Unsqueeze") and _axes(nxt, inits, ranks.get(x)) == axes
-    if cancels and nxt.output[0] not in pinned and readers.get(nxt.output[0]):
-        for k in readers[nxt.output[0]]:
-            _rename_input(graph.node[k], nxt.output[0], x)
-        return 1
-    if _is(nxt, *ACTIVATIONS) and len(nxt.input) == 1:
-        return _swap(graph, i, j, x, axes, ranks, fresh, inits, constant=None)
-    if _is(nxt, *BINARY) and len(nxt.input) == 2:
-        other = nxt.input[1] if nxt.input[0] == node.output[0] else nxt.input[0]
-        if other in inits:
-            return _swap(graph, i, j, x, axes, ranks, fresh, inits, constant=other)
-    if _is(nxt, *GLOBAL_POOLS):
-        return _pool_then_squeeze(graph, i, j, x, axes, ranks, fresh, inits, only_reader)
-    return 0
+
+    def rewrite(self, i: int, j: int) -> bool:
+        """Apply the first rule that fits node ``i`` (a Squeeze or Unsqueeze) and its only reader ``j``."""
+        node, nxt = self.graph.node[i], self.graph.node[j]
+        if node.op_type == "Unsqueeze":
+            return _unsqueeze_reshape(node, nxt, self.inits)
+        x = node.input[0]
+        axes = _axes(node, self.inits, self.ranks.get(x))
+        if axes is None:
+            return False
+        cancels = _is(nxt, "Unsqueeze") and _axes(nxt, self.inits, self.ranks.get(x)) == axes
+        if cancels and nxt.output[0] not in self.pinned and self.readers.get(nxt.output[0]):
+            for k in self.readers[nxt.output[0]]:
+                _rename_input(self.graph.node[k], nxt.output[0], x)
+            return True
+        if _is(nxt, *ACTIVATIONS) and len(nxt.input) == 1:
+            return self.swap(i, j, x, axes, constant=None)
+        if _is(nxt, *BINARY) and len(nxt.input) == 2:
+            other = nxt.input[1] if nxt.input[0] == node.output[0] else nxt.input[0]
+            return other in self.inits and self.swap(i, j, x, axes, constant=other)
+        if _is(nxt, *GLOBAL_POOLS):
+            return self.pool_then_squeeze(j, x, axes)
+        return False
+
+    def swap(self, i: int, j: int, x: str, axes: tuple[int, ...], constant: str | None) -> bool:
+        """``Squeeze@i → f@j`` becomes ``f'@i → Squeeze@j``; f' reads x (and the constant, given 1s at ``axes``)."""
+        squeeze, op = self.graph.node[i], self.graph.node[j]
+        rank = self.ranks.get(x)
+        if rank is None:
+            return False
+        inputs = [x]
+        if constant is not None:
+            value = numpy_helper.to_array(self.inits[constant])
+            squeezed_rank = rank - len(axes)
+            if value.ndim > squeezed_rank:
+                return False
+            value = value.reshape((1,) * (squeezed_rank - value.ndim) + value.shape)
+            for a in axes:  # ascending: each insert lands at its final position
+                value = np.expand_dims(value, a)
+            name = self.fresh(f"{constant}__unsqueezed")
+            self.graph.initializer.append(numpy_helper.from_array(value, name))
+            commutes = op.op_type in ("Add", "Mul")  # onnxruntime fuses Conv → Add only with the conv output first
+            inputs = [x, name] if commutes or op.input[0] == squeeze.output[0] else [name, x]
+        moved = onnx.NodeProto()
+        moved.CopyFrom(op)
+        del moved.input[:]
+        moved.input.extend(inputs)
+        moved.output[0] = self.fresh(f"{op.output[0]}__unsqueezed")
+        self.ranks[moved.output[0]] = rank
+        after = onnx.NodeProto()
+        after.CopyFrom(squeeze)
+        after.input[0] = moved.output[0]
+        after.output[0] = op.output[0]
+        self.graph.node[i].CopyFrom(moved)
+        self.graph.node[j].CopyFrom(after)
+        return True
+
+    def pool_then_squeeze(self, j: int, x: str, axes: tuple[int, ...]) -> bool:
+        """``Squeeze(A) → GlobalPool → Squeeze(spatial axes)`` becomes ``GlobalPool → Squeeze(spatial axes)``."""
+        rank = self.ranks.get(x)
+        pool = self.graph.node[j]
+        k = self.only_reader(pool.output[0])
+        if rank is None or k is None or min(axes) < 2:
+            return False
+        last = self.graph.node[k]
+        pooled_rank = rank - len(axes)
+        if not _is(last, "Squeeze") or _axes(last, self.inits, pooled_rank) != tuple(range(2, pooled_rank)):
+            return False
+        pool.input[0] = x
+        pool.output[0] = self.fresh(f"{pool.output[0]}__unsqueezed")
+        self.ranks[pool.output[0]] = rank
+        new_axes = tuple(range(2, rank))
+        if len(last.input) > 1:  # opset 13+: axes is an input
+            name = self.fresh("squeeze_spatial_axes")
+            self.graph.initializer.append(numpy_helper.from_array(np.array(new_axes, np.int64), name))
+            del last.input[:]
+            last.input.extend([pool.output[0], name])
+        else:
+            last.input[0] = pool.output[0]
+            for attr in last.attribute:
+                if attr.name == "axes":
+                    del attr.ints[:]
+                    attr.ints.extend(new_axes)
+        return True
 
 
-def _swap(
-    graph: onnx.GraphProto,
-    i: int,
-    j: int,
-    x: str,
-    axes: tuple[int, ...],
-    ranks: dict[str, int],
-    fresh: Fresh,
-    inits: dict[str, onnx.TensorProto],
-    constant: str | None,
-) -> int:
-    """``Squeeze@i → f@j`` becomes ``f'@i → Squeeze@j``: f' reads x (and a constant with size-1 axes at ``axes``)."""
-    squeeze, op = graph.node[i], graph.node[j]
-    rank = ranks.get(x)
-    if rank is None:
-        return 0
-    inputs = [x]
-    if constant is not None:
-        value = numpy_helper.to_array(inits[constant])
-        squeezed_rank = rank - len(axes)
-        if value.ndim > squeezed_rank:
-            return 0
-        value = value.reshape((1,) * (squeezed_rank - value.ndim) + value.shape)
-        for a in axes:  # ascending: each insert lands at its final position
-            value = np.expand_dims(value, a)
-        name = fresh(f"{constant}__unsqueezed")
-        graph.initializer.append(numpy_helper.from_array(value, name))
-        commutes = op.op_type in ("Add", "Mul")  # onnxruntime fuses Conv → Add only with the conv output first
-        inputs = [x, name] if commutes or op.input[0] == squeeze.output[0] else [name, x]
-    moved = onnx.NodeProto()
-    moved.CopyFrom(op)
-    del moved.input[:]
-    moved.input.extend(inputs)
-    moved.output[0] = fresh(f"{op.output[0]}__unsqueezed")
-    ranks[moved.output[0]] = rank
-    after = onnx.NodeProto()
-    after.CopyFrom(squeeze)
-    after.input[0] = moved.output[0]
-    after.output[0] = op.output[0]
-    graph.node[i].CopyFrom(moved)
-    graph.node[j].CopyFrom(after)
-    return 1
-
-
-def _pool_then_squeeze(
-    graph: onnx.GraphProto,
-    i: int,
-    j: int,
-    x: str,
-    axes: tuple[int, ...],
-    ranks: dict[str, int],
-    fresh: Fresh,
-    inits: dict[str, onnx.TensorProto],
-    only_reader: Callable[[str], int | None],
-) -> int:
-    """``Squeeze(A) → GlobalPool → Squeeze(all spatial axes)`` becomes ``GlobalPool → Squeeze(all spatial axes)``."""
-    rank = ranks.get(x)
-    pool = graph.node[j]
-    k = only_reader(pool.output[0])
-    if rank is None or k is None or min(axes) < 2:
-        return 0
-    last = graph.node[k]
-    if not _is(last, "Squeeze") or _axes(last, inits, rank - len(axes)) != tuple(range(2, rank - len(axes))):
-        return 0
-    pool.input[0] = x
-    pool.output[0] = fresh(f"{pool.output[0]}__unsqueezed")
-    ranks[pool.output[0]] = rank
-    new_axes = tuple(range(2, rank))
-    if len(last.input) > 1:  # opset 13+: axes is an input
-        name = fresh("squeeze_spatial_axes")
-        graph.initializer.append(numpy_helper.from_array(np.array(new_axes, np.int64), name))
-        del last.input[:]
-        last.input.extend([pool.output[0], name])
-    else:
-        last.input[0] = pool.output[0]
-        for attr in last.attribute:
-            if attr.name == "axes":
-                del attr.ints[:]
-                attr.ints.extend(new_axes)
-    return 1
-
-
-def _unsqueeze_reshape(unsqueeze: onnx.NodeProto, reshape: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> int:
+def _unsqueeze_reshape(unsqueeze: onnx.NodeProto, reshape: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> bool:
     """A Reshape to a constant target without 0s ignores its input's shape: skip the Unsqueeze before it."""
     if not _is(reshape, "Reshape") or reshape.input[0] != unsqueeze.output[0] or len(reshape.input) < 2:
-        return 0
+        return False
     target = inits.get(reshape.input[1])
     if target is None or (numpy_helper.to_array(target) == 0).any():
-        return 0
+        return False
     reshape.input[0] = unsqueeze.input[0]
-    return 1
+    return True
 
 
 def _axes(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto], rank: int | None) -> tuple[int, ...] | None:
