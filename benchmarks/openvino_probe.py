@@ -12,6 +12,7 @@ the ratio, and the largest difference between their answers.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 
@@ -25,7 +26,13 @@ def session(path: str, openvino: bool) -> ort.InferenceSession:
     if openvino:
         provider = ("OpenVINOExecutionProvider", {"device_type": "CPU", "num_of_threads": "1"})
         return ort.InferenceSession(path, options, providers=[provider])
-    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    # the CPU side runs as edgecnn's engine does: with the optimizers an edgecnn INT8 model asks to disable
+    plain = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    quantization = json.loads(plain.get_modelmeta().custom_metadata_map.get("edgecnn.quantization", "{}"))
+    disabled = quantization.get("session", {}).get("disabled_optimizers", [])
+    if not disabled:
+        return plain
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"], disabled_optimizers=disabled)
 
 
 def probe(path: str, batches: tuple[int, ...] = (1, 32), rounds: int = 20) -> None:
