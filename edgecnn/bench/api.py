@@ -3,7 +3,6 @@ interleaved in round-robin blocks so that machine drift hits every candidate ali
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import resource
 import time
@@ -84,14 +83,13 @@ def engine_options(config: BenchConfig) -> list[tuple[str, EngineSettings | None
 
 
 def engine_settings(
-    path: Path, config: BenchConfig, batch: int, option: EngineSettings | None, *, interleaved: bool = False
+    path: Path, config: BenchConfig, batch: int, option: EngineSettings | None
 ) -> tuple[EngineSettings, str]:
     """Settings for one model at one batch size: given, else tuned (``MODEL.tune.json``), else default.
 
     A tuning file is used when no settings are given and tuning is on; batch 1 gets its latency winner,
-    larger batches its throughput winner. When several runners are interleaved, every session stops
-    spinning at the end of a run: a session's idle spinning threads would otherwise steal the cores of
-    the next runner (measured: up to 5× slower 2-thread runs of small convnets on a 2-core machine).
+    larger batches its throughput winner. Sessions keep spinning between the calls of a block, as in an
+    app; interleaving is made fair by ``_measure``'s settle pause instead (see ``BenchConfig.settle_s``).
     """
     settings, source = option, "given"
     if settings is None:
@@ -102,13 +100,11 @@ def engine_settings(
                 settings, source = tuning.settings_for("latency" if batch == 1 else "throughput"), why
         if settings is None:
             settings = EngineSettings(spin=config.spin, call=config.call)
-    if interleaved and not settings.spin_stop:
-        settings = dataclasses.replace(settings, spin_stop=True)
     return settings, source
 
 
 def _open(
-    path: Path, config: BenchConfig, batches: tuple[int, ...], x1: np.ndarray, n_models: int
+    path: Path, config: BenchConfig, batches: tuple[int, ...], x1: np.ndarray
 ) -> tuple[list[OrtRunner], dict[str, Any], list[str]]:
     """Engine(s) for one model, with cold-start timings and what the providers really did."""
     import onnxruntime as ort
@@ -127,12 +123,7 @@ def _open(
     options = engine_options(config)
     if len(options) == 1:  # one configuration: runners keep the model's name (rows carry the settings)
         options = [("", options[0][1])]
-    interleaved = bool(config.baselines) or n_models > 1 or len(options) > 1
-    chosen = {
-        (label, b): engine_settings(checked, config, b, option, interleaved=interleaved)
-        for label, option in options
-        for b in batches
-    }
+    chosen = {(label, b): engine_settings(checked, config, b, option) for label, option in options for b in batches}
     notes += [f"{path.name} batch {b}: {s.describe()} [{src}]" for (_, b), (s, src) in chosen.items()]
     engines: dict[EngineSettings, Engine] = {}
     created = first = 0.0
@@ -215,7 +206,7 @@ def run_benchmark(models: list[str | Path], config: BenchConfig | None = None) -
     result = BenchResult(environment=env, settings=_settings(config))
     runners: list[Any] = []
     for path in paths:
-        rs, info, notes = _open(path, config, batches, xs[batches[0]][:1], len(paths))
+        rs, info, notes = _open(path, config, batches, xs[batches[0]][:1])
         runners += rs
         result.models.append(info)
         result.notes += notes
@@ -240,6 +231,8 @@ def _settings(config: BenchConfig) -> dict[str, Any]:
         "duration_s": config.duration_s,
         "scenario": config.scenario.value,
         "interleaved_block": config.block,
+        "interleaved_block_s": config.block_s,
+        "settle_s": config.settle_s,
         "baselines": [b.value for b in config.baselines],
         "streams": list(config.streams) if config.streams else None,
         "call": config.call.value,
@@ -277,7 +270,13 @@ def _baseline_runners(meta: ModelMetadata, config: BenchConfig, result: BenchRes
 
 
 def _measure(runners: list[Any], x: np.ndarray, batch: int, config: BenchConfig, result: BenchResult) -> None:
-    """Warm up each runner, then time them in interleaved blocks until each has its iterations/duration."""
+    """Warm up each runner, then time them in interleaved blocks until each has its iterations/duration.
+
+    Each block runs at least ``block`` calls and ``block_s`` seconds, then pauses ``settle_s``: thread pools
+    spin for tens of milliseconds after a call (onnxruntime's ~40 ms measured), which would steal the cores
+    of the next runner. Forcing pools to stop after every call instead (``session.force_spinning_stop``)
+    makes each call wake its threads: 2-thread mnist-mlp INT8 at batch 32 then costs 38 µs, not 23.
+    """
     times: dict[int, list[float]] = {i: [] for i in range(len(runners))}
     warm: dict[int, list[float]] = {i: [] for i in range(len(runners))}
     for i, r in enumerate(runners):
@@ -287,22 +286,32 @@ def _measure(runners: list[Any], x: np.ndarray, batch: int, config: BenchConfig,
             r()
             warm[i].append(time.perf_counter() - t)
     budget = config.duration_s * len(runners)
-    started = time.perf_counter()
+    interleaved = len(runners) > 1
+    measured = 0.0  # seconds spent timing, settle pauses excluded
     while True:
         for i, r in enumerate(runners):
             slow = "predict" in r.name  # model.predict costs ~70 ms a call: fewer, but still interleaved
             block = max(1, config.block // (10 if slow else 1))
             if config.iterations is not None and len(times[i]) >= config.iterations:
                 continue
-            for _ in range(block):
+            wanted = block if config.iterations is None else min(block, config.iterations - len(times[i]))
+            n, started = 0, time.perf_counter()
+            while True:
                 t = time.perf_counter()
                 r()
                 times[i].append(time.perf_counter() - t)
-        elapsed = time.perf_counter() - started
+                n += 1
+                if n >= wanted and (not interleaved or time.perf_counter() - started >= config.block_s):
+                    break
+                if config.iterations is not None and len(times[i]) >= config.iterations:
+                    break
+            measured += time.perf_counter() - started
+            if interleaved:
+                time.sleep(config.settle_s)  # thread pools (onnxruntime, TF, XNNPACK) stop spinning first
         if config.iterations is not None:
             if all(len(v) >= config.iterations for v in times.values()):
                 break
-        elif elapsed >= budget and all(len(v) >= 5 for v in times.values()):
+        elif measured >= budget and all(len(v) >= 5 for v in times.values()):
             break
     first = None
     for i, r in enumerate(runners):

@@ -33,7 +33,9 @@ class BenchConfig:
     warmup: int = 10
     iterations: int | None = None  # per model and batch size; None: run for ``duration_s``
     duration_s: float = 2.0
-    block: int = 20  # iterations per round-robin block when several models are interleaved
+    block: int = 20  # at least this many iterations per round-robin block when several runners are interleaved
+    block_s: float = 0.1  # … and at least this many seconds: a block long enough to run as an app would
+    settle_s: float = 0.05  # pause after each block so idle thread pools stop spinning before the next runner
     scenario: Scenario = Scenario.single_stream
     allow_fallback: bool = False
     io_binding: bool | None = None  # None: on for GPU providers
@@ -56,6 +58,8 @@ class BenchConfig:
             raise UsageError("--duration must be > 0")
         if self.warmup < 0:
             raise UsageError("--warmup must be >= 0")
+        if self.block < 1 or self.block_s < 0 or self.settle_s < 0:
+            raise UsageError("block must be >= 1, block_s and settle_s >= 0")
         if self.threads is not None and self.threads < 1:
             raise UsageError("--threads must be >= 1")
         if self.streams is not None and (not self.streams or any(n < 1 for n in self.streams)):

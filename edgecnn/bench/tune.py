@@ -37,6 +37,7 @@ class TuneConfig:
     cores: int | None = None  # thread budget; None: the cores this process may use
     seconds: float = 0.25  # per candidate and round
     rounds: int = 5
+    settle_s: float = 0.05  # pause after each candidate's round: its idle threads stop spinning (see bench)
     min_gain: float = 0.05  # move away from the current choice only for more than this (noise: ±5%)
     max_abs_diff: float = 1e-4
     provider: Provider = Provider.cpu
@@ -44,7 +45,7 @@ class TuneConfig:
     def __post_init__(self) -> None:
         if self.latency_batch < 1 or self.throughput_batch < 1:
             raise UsageError("batch sizes must be >= 1")
-        if self.seconds <= 0 or self.rounds < 1:
+        if self.seconds <= 0 or self.rounds < 1 or self.settle_s < 0:
             raise UsageError("--seconds must be > 0 and --rounds >= 1")
         if self.cores is not None and self.cores < 1:
             raise UsageError("--cores must be >= 1")
@@ -119,7 +120,10 @@ def _default(mode: str, cores: int) -> EngineSettings:
 def _measure(
     engines: list[Engine], x: np.ndarray, config: TuneConfig, progress: Callable[[str], None] | None, what: str
 ) -> list[float]:
-    """Median seconds per call of each engine, measured in interleaved rounds of ``seconds`` each."""
+    """Median seconds per call of each engine, measured in interleaved rounds of ``seconds`` each.
+
+    After each round a pause lets the engine's thread pool stop spinning, so it does not steal the next
+    candidate's cores (onnxruntime's pool spins ~40 ms after a call)."""
     for e in engines:
         for _ in range(3):
             e.run(x)
@@ -134,6 +138,7 @@ def _measure(
                 if elapsed >= config.seconds and n >= 3:
                     break
             rounds[i].append(elapsed / n)
+            time.sleep(config.settle_s)
         if progress:
             progress(f"{what}: {len(engines)} candidates, round {r + 1}/{config.rounds}")
     return [float(np.median(v)) for v in rounds]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -38,12 +40,52 @@ def test_report_fields_and_interleaving(tmp_path: Path) -> None:
     m = data["models"][0]
     assert m["providers"]["used"] == ["cpu"] and m["providers"]["nodes_per_provider"]["cpu"] >= 5
     assert m["cold_start"]["session_create_ms"] > 0 and len(m["sha256"]) == 64
-    assert m["engine"]["1"]["settings"]["spin_stop"] is True  # interleaved sessions must not spin between runs
+    assert m["engine"]["1"]["settings"]["spin_stop"] is False  # blocks keep spinning, as an app would
+    assert data["settings"]["settle_s"] > 0 and data["settings"]["interleaved_block_s"] > 0
     rows = data["steady_state"]
     assert [(r["name"], r["batch"]) for r in rows] == [("a.onnx", 1), ("b.onnx", 1), ("a.onnx", 4), ("b.onnx", 4)]
     assert all(r["n"] >= 50 and r["warmup"]["n"] == 3 for r in rows)
     assert rows[0]["throughput_ratio_vs_first"] == 1.0
     assert data["memory"]["peak_rss_mb"] > 0 and data["verdict"]["passed"]
+
+
+class _Clocked:
+    """A runner that records when each call happened (bench's runner protocol: name, prepare, __call__)."""
+
+    copies_included = False
+
+    def __init__(self, name: str, log: list[tuple[str, float]]) -> None:
+        self.name, self.log = name, log
+
+    def prepare(self, x: np.ndarray) -> None:
+        pass
+
+    def __call__(self) -> None:
+        self.log.append((self.name, time.perf_counter()))
+
+
+def test_interleaved_blocks_run_long_enough_and_settle_between_runners() -> None:
+    from edgecnn.bench.api import BenchResult, _measure
+
+    log: list[tuple[str, float]] = []
+    config = BenchConfig(warmup=0, duration_s=0.1, block=5, block_s=0.02, settle_s=0.03)
+    result = BenchResult(environment={}, settings={})
+    _measure([_Clocked("a", log), _Clocked("b", log)], np.zeros((1, 1)), 1, config, result)
+    blocks: list[list[tuple[str, float]]] = []
+    for entry in log:
+        if blocks and blocks[-1][-1][0] == entry[0]:
+            blocks[-1].append(entry)
+        else:
+            blocks.append([entry])
+    assert len(blocks) >= 4 and [b[0][0] for b in blocks[:4]] == ["a", "b", "a", "b"]  # round-robin
+    assert all(len(b) >= 5 for b in blocks)  # at least ``block`` calls each
+    pairs = list(itertools.pairwise(blocks))
+    assert min(nxt[0][1] - cur[-1][1] for cur, nxt in pairs) >= 0.03  # a settle pause between every two blocks
+    # a block lasts block_s: from the call before it to the call after it there are two pauses and a block
+    # (only lower bounds: a GC pause or preemption can delay a logged call, never advance it)
+    spans = [nxt[0][1] - prev[-1][1] for prev, nxt in zip(blocks, blocks[2:], strict=False)]
+    assert min(spans) >= 0.03 + 0.02 + 0.03
+    assert [r["name"] for r in result.rows] == ["a", "b"]
 
 
 def test_gates_fail_with_exit_4(tmp_path: Path) -> None:

@@ -93,4 +93,4 @@ def test_bench_compares_stream_counts_side_by_side(model: Path, tmp_path: Path) 
     assert [r["name"] for r in data["steady_state"]] == ["m.onnx [1 stream]", "m.onnx [2 streams]"]
     engines = data["models"][0]["engine"]
     assert engines["4@1 stream"]["settings"]["threads"] == 2 and engines["4@2 streams"]["settings"]["threads"] == 1
-    assert all(e["settings"]["spin_stop"] for e in engines.values())  # interleaved: no spinning between runs
+    assert not any(e["settings"]["spin_stop"] for e in engines.values())  # spinning is not forced off
