@@ -7,9 +7,6 @@ thread pool (Pillow releases the GIL) while the main thread runs batches through
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import stat
 from collections.abc import Iterable, Iterator
@@ -24,6 +21,7 @@ from edgecnn.errors import EdgeCNNError, InputError
 
 if TYPE_CHECKING:
     from edgecnn.runtime.classifier import Classifier
+    from edgecnn.runtime.results import ClassifySummary
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +145,7 @@ def _infer(clf: Classifier, pending: list[tuple[str, Any]], top_k: int, pixels_t
             batch = pixels_to_input(np.stack([r for _, r in good]), clf.metadata)
             for (p, _), pred in zip(good, clf.decode(clf.predict_proba(batch), top_k), strict=True):
                 preds[p] = pred
-        except EdgeCNNError as err:
+        except InputError as err:  # the batch's data, not the model: every file of it gets the error
             for p, _ in good:
                 preds[p] = err
     for p, r in results:
@@ -171,112 +169,6 @@ def classify_folder(
     return classify_paths(clf, walk_files(folder, recursive), **kwargs)
 
 
-# -- result files ---------------------------------------------------------------------------------
-CSV_FIELDS = ("path", "label", "score", "top_k", "error_type", "error")
-
-
-def _csv_safe(text: str | None) -> str:
-    """Neutralise spreadsheet formulas and keep undecodable file names printable."""
-    if text is None:
-        return ""
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8") if _has_surrogates(text) else text
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def _has_surrogates(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-        return False
-    except UnicodeEncodeError:
-        return True
-
-
-def format_row(row: ClassifyRow, fmt: str) -> str:
-    """One output record (CSV line or JSON line), newline-terminated."""
-    if fmt == "jsonl":
-        d = row.to_dict()
-        d["path"] = _csv_safe(row.path) if _has_surrogates(row.path) else row.path
-        return json.dumps(d, ensure_ascii=False) + "\n"
-    buf = io.StringIO()
-    top = ";".join(f"{lab}:{s:.6f}" for lab, s in row.top_k)
-    csv.writer(buf, lineterminator="\n").writerow(
-        [
-            _csv_safe(row.path),
-            _csv_safe(row.label),
-            "" if row.score is None else f"{row.score:.6f}",
-            _csv_safe(top),
-            row.error_type or "",
-            _csv_safe(row.error),
-        ]
-    )
-    return buf.getvalue()
-
-
-def read_done_paths(partial: Path, fmt: str) -> tuple[set[str], int]:
-    """Paths already recorded in a partial output, and the byte length of its intact part.
-
-    A torn last record (the process was killed mid-write) is not counted and is cut off.
-    """
-    if not partial.is_file():
-        return set(), 0
-    data = partial.read_bytes()
-    end = data.rfind(b"\n") + 1
-    intact = data[:end].decode("utf-8", "replace")
-    done: set[str] = set()
-    if fmt == "jsonl":
-        for line in intact.splitlines():
-            try:
-                done.add(json.loads(line)["path"])
-            except (ValueError, KeyError, TypeError):
-                continue
-    else:
-        reader = csv.reader(io.StringIO(intact))
-        for i, rec in enumerate(reader):
-            if i == 0 and rec and rec[0] == "path":
-                continue
-            if rec:
-                done.add(rec[0][1:] if rec[0][:2] in ("'=", "'+", "'-", "'@") else rec[0])
-    return done, end
-
-
-@dataclass(frozen=True, slots=True)
-class ClassifySummary:
-    """What a folder run did."""
-
-    out: str | None
-    total: int
-    ok: int
-    errors: int
-    resumed: int
-    seconds: float
-
-    @property
-    def images_per_second(self) -> float:
-        return (self.total - self.resumed) / self.seconds if self.seconds > 0 else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "out": self.out,
-            "total": self.total,
-            "ok": self.ok,
-            "errors": self.errors,
-            "resumed": self.resumed,
-            "seconds": self.seconds,
-            "images_per_second": self.images_per_second,
-        }
-
-
-def partial_path(out: Path) -> Path:
-    return out.with_name(out.name + ".partial")
-
-
-def output_format(out: Path) -> str:
-    suffix = out.suffix.lower()
-    if suffix not in (".csv", ".jsonl"):
-        raise InputError(f"{out}: output must end in .csv or .jsonl", path=out)
-    return suffix[1:]
-
-
 def classify_to_file(
     clf: Classifier,
     folder: str | Path,
@@ -287,48 +179,28 @@ def classify_to_file(
     on_row: Any = None,
     **kwargs: Any,
 ) -> ClassifySummary:
-    """Classify ``folder`` into ``out`` (.csv or .jsonl): rows flushed per batch into ``out.partial``,
-    renamed to ``out`` at the end. With ``resume`` an earlier partial file is continued: its torn last
-    record dropped, its paths skipped, so every path ends up exactly once.
+    """Classify ``folder`` into ``out`` (.csv or .jsonl) through the resumable ``ResultWriter``.
+
+    A model that fails while running (ModelError) stops the run: the rows already written stay in
+    ``out.partial`` and ``resume=True`` continues once the model is fixed.
+
+    Raises:
+        InputError: ``folder`` is not a folder, or ``out`` has an unknown suffix.
+        ModelError: the model failed on a batch.
     """
     import time
 
-    out = Path(out)
-    fmt = output_format(out)
-    partial = partial_path(out)
-    done, intact = read_done_paths(partial, fmt) if resume else (set(), 0)
-    if not resume and partial.exists():
-        partial.unlink()
+    from edgecnn.runtime.results import ResultWriter
+
+    writer = ResultWriter(out, resume=resume, flush_every=kwargs.get("batch_size", 32))
     if not Path(folder).is_dir():
         raise InputError(f"{folder}: not a folder", path=folder)
-    rows = ((p, e) for p, e in walk_files(folder, recursive) if p not in done)
-    counts = {"ok": 0, "errors": 0}
+    pending = ((p, e) for p, e in walk_files(folder, recursive) if not writer.is_done(p))
     t0 = time.perf_counter()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(partial, "r+b" if intact else "wb") as raw:
-        raw.truncate(intact)
-        raw.seek(intact)
-        fh = io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", newline="")
-        if fmt == "csv" and intact == 0:
-            fh.write(",".join(CSV_FIELDS) + "\n")
-        batch = kwargs.get("batch_size", 32)
-        for n, row in enumerate(classify_paths(clf, rows, **kwargs), start=1):
-            fh.write(format_row(row, fmt))
-            counts["ok" if row.ok else "errors"] += 1
+    with writer:
+        for row in classify_paths(clf, pending, **kwargs):
+            writer.write(row)
             if on_row is not None:
                 on_row(row)
-            if n % batch == 0:
-                fh.flush()
-                os.fsync(raw.fileno())
-        fh.flush()
-        os.fsync(raw.fileno())
-        fh.detach()
-    os.replace(partial, out)
-    return ClassifySummary(
-        out=str(out),
-        total=len(done) + counts["ok"] + counts["errors"],
-        ok=counts["ok"],
-        errors=counts["errors"],
-        resumed=len(done),
-        seconds=time.perf_counter() - t0,
-    )
+        writer.commit()
+    return writer.summary(time.perf_counter() - t0)

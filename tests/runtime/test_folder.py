@@ -19,7 +19,8 @@ from PIL import Image
 
 from edgecnn import Classifier
 from edgecnn.errors import InputError
-from edgecnn.runtime.folder import classify_to_file, partial_path, read_done_paths
+from edgecnn.runtime.folder import classify_to_file
+from edgecnn.runtime.results import partial_path, read_done_paths
 
 
 def _hostile_folder(root: Path) -> dict[str, bool]:

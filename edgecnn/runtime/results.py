@@ -1,0 +1,244 @@
+"""The resumable results file of folder classification: one record per path, never half-written.
+
+Shared by every producer of rows (the local pipeline, a Ray cluster): rows go to ``OUT.partial``, flushed
+and fsync'ed per batch, and ``OUT.partial`` is renamed to ``OUT`` when the run completes. A run that stops
+(kill -9, a broken model) leaves ``OUT.partial``; ``--resume`` cuts a torn last record and skips every path
+already recorded, so each path ends up exactly once.
+
+CSV cells that a spreadsheet would run as a formula get a leading ``'``; a value that itself starts with
+``'`` gets one too, so the escape is reversible and resume recognises every path.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from edgecnn.errors import InputError
+from edgecnn.runtime.folder import ClassifyRow
+
+CSV_FIELDS = ("path", "label", "score", "top_k", "error_type", "error")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return False
+    except UnicodeEncodeError:
+        return True
+
+
+def printable(text: str) -> str:
+    """A file name that is not valid UTF-8 (surrogate escapes from os.fsdecode) in backslash form."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8") if _has_surrogates(text) else text
+
+
+def csv_escape(text: str | None) -> str:
+    """Neutralise spreadsheet formulas (reversibly) and keep undecodable file names printable."""
+    if text is None:
+        return ""
+    text = printable(text)
+    return "'" + text if text[:1] in _FORMULA_START else text
+
+
+def csv_unescape(text: str) -> str:
+    """The inverse of ``csv_escape`` for a printable value."""
+    return text[1:] if text[:1] == "'" else text
+
+
+def record_path(path: str) -> str:
+    """The path as a results file records it (what resume compares against)."""
+    return printable(path)
+
+
+def format_row(row: ClassifyRow, fmt: str) -> str:
+    """One output record (CSV line or JSON line), newline-terminated."""
+    if fmt == "jsonl":
+        d = row.to_dict()
+        d["path"] = record_path(row.path)
+        return json.dumps(d, ensure_ascii=False) + "\n"
+    buf = io.StringIO()
+    top = ";".join(f"{lab}:{s:.6f}" for lab, s in row.top_k)
+    csv.writer(buf, lineterminator="\n").writerow(
+        [
+            csv_escape(row.path),
+            csv_escape(row.label),
+            "" if row.score is None else f"{row.score:.6f}",
+            csv_escape(top),
+            row.error_type or "",
+            csv_escape(row.error),
+        ]
+    )
+    return buf.getvalue()
+
+
+def read_done_paths(partial: Path, fmt: str) -> tuple[set[str], int]:
+    """Paths already recorded in a partial output, and the byte length of its intact part.
+
+    A torn last record (the process was killed mid-write, possibly inside a quoted CSV field that holds
+    a newline) is not counted and is cut off.
+    """
+    if not partial.is_file():
+        return set(), 0
+    data = partial.read_bytes()
+    end = data.rfind(b"\n") + 1
+    done: set[str] = set()
+    if fmt == "jsonl":
+        for line in data[:end].decode("utf-8", "replace").splitlines():
+            try:
+                done.add(json.loads(line)["path"])
+            except (ValueError, KeyError, TypeError):
+                continue
+        return done, end
+    # CSV: walk whole records, so a newline inside a quoted path is not mistaken for a record's end
+    text = data.decode("utf-8", "replace")
+    stream = io.StringIO(text, newline="")
+    reader = csv.reader(stream)
+    intact_chars = 0
+    while True:
+        try:
+            rec = next(reader)
+        except (StopIteration, csv.Error):
+            break
+        position = stream.tell()
+        if position == 0 or text[position - 1] != "\n":
+            break  # the last record has no newline: torn
+        intact_chars = position
+        if len(rec) == len(CSV_FIELDS) and rec != list(CSV_FIELDS):
+            done.add(csv_unescape(rec[0]))
+    return done, len(text[:intact_chars].encode("utf-8"))
+
+
+def partial_path(out: Path) -> Path:
+    return out.with_name(out.name + ".partial")
+
+
+def output_format(out: Path) -> str:
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".jsonl"):
+        raise InputError(f"{out}: output must end in .csv or .jsonl", path=out)
+    return suffix[1:]
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifySummary:
+    """What a folder run did."""
+
+    out: str | None
+    total: int
+    ok: int
+    errors: int
+    resumed: int
+    seconds: float
+    cluster: dict[str, Any] | None = None  # address, nodes, actors when the run used a Ray cluster
+
+    @property
+    def images_per_second(self) -> float:
+        return (self.total - self.resumed) / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {
+            "out": self.out,
+            "total": self.total,
+            "ok": self.ok,
+            "errors": self.errors,
+            "resumed": self.resumed,
+            "seconds": self.seconds,
+            "images_per_second": self.images_per_second,
+        }
+        if self.cluster is not None:
+            data["cluster"] = self.cluster
+        return data
+
+
+class ResultWriter:
+    """Append rows to ``OUT.partial``; ``commit()`` renames it to ``OUT``.
+
+    Use as a context manager. Leaving the block by an exception flushes what was written and keeps the
+    partial file (the rows already there survive for ``resume``); only ``commit()`` publishes ``OUT``.
+
+    Args:
+        out: the results file, ``.csv`` or ``.jsonl``.
+        resume: continue an earlier ``OUT.partial`` instead of starting over.
+        flush_every: rows between fsyncs (a killed run loses at most these, and resume redoes them).
+    """
+
+    def __init__(self, out: str | Path, *, resume: bool = False, flush_every: int = 32) -> None:
+        self.out = Path(out)
+        self.format = output_format(self.out)
+        self.partial = partial_path(self.out)
+        self.done, self._intact = read_done_paths(self.partial, self.format) if resume else (set(), 0)
+        self.resumed = len(self.done)
+        self.counts = {"ok": 0, "errors": 0}
+        self.flush_every = max(1, flush_every)
+        self._raw: IO[bytes] | None = None
+        self._fh: io.TextIOWrapper | None = None
+        self._since_flush = 0
+
+    def is_done(self, path: str) -> bool:
+        """Whether ``path`` already has a row from an earlier (resumed) run."""
+        return record_path(path) in self.done
+
+    def __enter__(self) -> ResultWriter:
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        if not self._intact and self.partial.exists():
+            self.partial.unlink()
+        raw = open(self.partial, "r+b" if self._intact else "wb")
+        raw.truncate(self._intact)
+        raw.seek(self._intact)
+        self._raw = raw
+        self._fh = io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", newline="")
+        if self.format == "csv" and self._intact == 0:
+            self._fh.write(",".join(CSV_FIELDS) + "\n")
+        return self
+
+    def write(self, row: ClassifyRow) -> None:
+        assert self._fh is not None, "use ResultWriter as a context manager"
+        self._fh.write(format_row(row, self.format))
+        self.counts["ok" if row.ok else "errors"] += 1
+        self._since_flush += 1
+        if self._since_flush >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._fh is not None and self._raw is not None:
+            self._fh.flush()
+            os.fsync(self._raw.fileno())
+            self._since_flush = 0
+
+    def commit(self) -> None:
+        """Publish the complete results: flush, close, rename ``OUT.partial`` to ``OUT``."""
+        self._close()
+        os.replace(self.partial, self.out)
+
+    def _close(self) -> None:
+        if self._fh is not None:
+            self.flush()
+            self._fh.detach()
+            self._fh = None
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._close()
+
+    def summary(self, seconds: float, cluster: dict[str, Any] | None = None) -> ClassifySummary:
+        return ClassifySummary(
+            out=str(self.out),
+            total=self.resumed + self.counts["ok"] + self.counts["errors"],
+            ok=self.counts["ok"],
+            errors=self.counts["errors"],
+            resumed=self.resumed,
+            seconds=seconds,
+            cluster=cluster,
+        )
