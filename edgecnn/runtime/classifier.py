@@ -20,14 +20,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from edgecnn.errors import InputError
+from edgecnn.errors import InputError, ModelError
+from edgecnn.runtime.contract import check_runtime_output, read_graph_metadata
 from edgecnn.runtime.engine import Engine, EngineSettings
 from edgecnn.runtime.images import load_image
 from edgecnn.runtime.metadata import ModelMetadata
 from edgecnn.runtime.postprocess import all_finite, to_probabilities, top_k
 from edgecnn.runtime.preprocess import check_batch, image_to_pixels, pixels_to_input
 from edgecnn.runtime.providers import Provider
-from edgecnn.runtime.session import SessionSettings
+from edgecnn.runtime.session import SessionSettings, vet_model
 from edgecnn.runtime.tuning import choose_settings
 
 if TYPE_CHECKING:
@@ -71,8 +72,9 @@ class Classifier:
             (True), a given tuning file, or never (False).
 
     Raises:
-        ModelError: missing, malformed, unsafe model, or no/invalid edgecnn metadata.
-        ProviderError: the provider asked for is not available.
+        ModelError: missing, malformed, unsafe model, no/invalid edgecnn metadata, or metadata the graph
+            contradicts (checked before any session runs).
+        ProviderError: the provider asked for is not available, or onnxruntime could not initialise it.
     """
 
     def __init__(
@@ -88,16 +90,19 @@ class Classifier:
         tuning: bool | str | Path = True,
     ) -> None:
         self.path = Path(path)
+        vetted = vet_model(self.path)
+        self.metadata = read_graph_metadata(vetted[1], self.path)
         self.engine_settings, self.settings_source = choose_settings(
             self.path, mode, threads=threads, settings=settings, tuning=tuning
         )
-        self.engine = Engine(self.path, provider, self.engine_settings, allow_fallback=allow_fallback)
+        self.engine = Engine(self.path, provider, self.engine_settings, allow_fallback=allow_fallback, vetted=vetted)
+        del vetted  # the graph (with its weights) is not kept: the sessions hold what they need
         self.session = self.engine.session
-        self.metadata = _read_metadata(self.session, self.path)
         self.batch_size = max(1, int(batch_size))
         spec = self.metadata.input
         self._sample_shape = spec.sample_shape
-        self._dtype = np.dtype(np.float32 if spec.dtype == "uint8" else spec.dtype)
+        self._dtype = np.dtype(spec.dtype)
+        self._output_checked = False
 
     # -- properties -------------------------------------------------------------------------------
     @property
@@ -108,6 +113,25 @@ class Classifier:
     def providers(self) -> list[str]:
         """Execution providers the session really uses, best first."""
         return list(self.session.get_providers())
+
+    @property
+    def provider_warnings(self) -> tuple[str, ...]:
+        """Why the providers differ from those asked for (a fallback that was allowed), if they do."""
+        return self.engine.warnings
+
+    def require_images(self) -> None:
+        """Refuse image classification with a model whose input is not an image (a signal, a vector).
+
+        Raises:
+            ModelError: the model takes something else; ``predict_proba`` still serves it.
+        """
+        spec = self.metadata.input
+        if not spec.is_image:
+            raise ModelError(
+                f"{self.path}: this model takes {spec.layout.value} inputs of shape {list(spec.sample_shape)}, "
+                "not images; feed it arrays with Classifier.predict_proba",
+                path=self.path,
+            )
 
     def __repr__(self) -> str:
         return (
@@ -145,7 +169,11 @@ class Classifier:
     __call__ = predict_proba  # a Classifier is a parity Predictor
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        return to_probabilities(self.engine.run(x), self.metadata.output)
+        raw = self.engine.run(x)
+        if not self._output_checked:  # the output's width, where the graph left it symbolic
+            check_runtime_output(raw, self.metadata, self.path)
+            self._output_checked = True
+        return to_probabilities(raw, self.metadata.output)
 
     # -- images -----------------------------------------------------------------------------------
     def preprocess(self, items: Sequence[ImageLike]) -> np.ndarray:
@@ -222,12 +250,14 @@ class Classifier:
         """
         from edgecnn.runtime.folder import classify_paths
 
+        self.require_images()
         return classify_paths(self, (str(p) for p in paths), **kwargs)
 
     def classify_folder(self, folder: str | Path, *, recursive: bool = True, **kwargs: Any) -> Iterator[ClassifyRow]:
         """One row per non-hidden file under ``folder`` (sorted walk), as they come."""
         from edgecnn.runtime.folder import classify_folder
 
+        self.require_images()
         return classify_folder(self, folder, recursive=recursive, **kwargs)
 
     def iter_predict(self, items: Iterable[ImageLike], top_k: int = 5) -> Iterator[Prediction]:
@@ -242,28 +272,11 @@ class Classifier:
             yield from self.predict(chunk, top_k)  # type: ignore[misc]
 
 
-def _read_metadata(session: Any, path: Path) -> ModelMetadata:
-    from edgecnn.errors import MetadataError
-
-    props = dict(session.get_modelmeta().custom_metadata_map)
-    try:
-        return ModelMetadata.from_props(props)
-    except MetadataError as err:
-        raise MetadataError(f"{path}: {err}", path=path) from err
-
-
 def read_metadata(path: str | Path) -> ModelMetadata:
-    """The edgecnn metadata of an ONNX file, without creating a session."""
-    import onnx
+    """The edgecnn metadata of an ONNX file, checked against its graph, without creating a session.
 
-    from edgecnn.runtime.session import check_model_file
-
-    checked = check_model_file(path)
-    model = onnx.load(str(checked), load_external_data=False)
-    from edgecnn.errors import MetadataError
-    from edgecnn.runtime.metadata import props_of
-
-    try:
-        return ModelMetadata.from_props(props_of(model))
-    except MetadataError as err:
-        raise MetadataError(f"{path}: {err}", path=path) from err
+    Raises:
+        ModelError: missing, malformed or unsafe file; missing, invalid or contradicted metadata.
+    """
+    _, model = vet_model(path)
+    return read_graph_metadata(model, path)

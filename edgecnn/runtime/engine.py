@@ -25,10 +25,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from onnxruntime.capi import onnxruntime_pybind11_state as _ort_state
 
-from edgecnn.errors import UsageError
+from edgecnn.errors import ModelError, UsageError
 from edgecnn.runtime.providers import Provider, ProviderPlan
-from edgecnn.runtime.session import OPTIMIZATION_LEVELS, SessionSettings, create_session
+from edgecnn.runtime.session import OPTIMIZATION_LEVELS, SessionSettings, create_session, vet_model
+
+# onnxruntime's run-time failures (Fail, InvalidArgument, RuntimeException, ...) share no base but Exception
+_ORT_ERRORS = tuple(v for v in vars(_ort_state).values() if isinstance(v, type) and issubclass(v, Exception)) or (
+    RuntimeError,
+)
 
 _NP_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 
@@ -129,14 +135,19 @@ class Engine:
         *,
         allow_fallback: bool = False,
         plan: ProviderPlan | None = None,
+        vetted: tuple[Path, Any] | None = None,
     ) -> None:
         self.path = Path(path)
         self.settings = settings or EngineSettings()
         session_settings = self.settings.session_settings()
+        vetted = vetted or vet_model(self.path)
         self.sessions = [
-            create_session(self.path, provider, session_settings, allow_fallback=allow_fallback, plan=plan)
+            create_session(
+                self.path, provider, session_settings, allow_fallback=allow_fallback, plan=plan, vetted=vetted
+            )
             for _ in range(self.settings.streams)
         ]
+        self.warnings: tuple[str, ...] = getattr(self.sessions[0], "edgecnn_warnings", ())
         first = self.sessions[0]
         self.input_name = first.get_inputs()[0].name
         out = first.get_outputs()[0]
@@ -164,9 +175,24 @@ class Engine:
         return self.sessions[0]
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """Raw first output for the batch ``x`` (already in the model's dtype, shape and layout)."""
-        if self._single is not None:
-            return self._single(self._output_names, {self.input_name: x}, None)[0]
+        """Raw first output for the batch ``x`` (already in the model's dtype, shape and layout).
+
+        Raises:
+            ModelError: onnxruntime failed while running the model (the model is broken, not the input,
+                which callers have validated against the metadata).
+        """
+        try:
+            if self._single is not None:
+                return self._single(self._output_names, {self.input_name: x}, None)[0]
+            return self._run_streams(x)
+        except _ORT_ERRORS as err:
+            text = str(err).strip()
+            first = text.splitlines()[0] if text else type(err).__name__
+            raise ModelError(
+                f"{self.path}: onnxruntime failed while running the model: {first}", path=self.path
+            ) from err
+
+    def _run_streams(self, x: np.ndarray) -> np.ndarray:
         n = len(x)
         if len(self.sessions) == 1 or n < 2:
             return self._call(0, x)

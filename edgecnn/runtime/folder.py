@@ -192,6 +192,7 @@ def classify_to_file(
 
     from edgecnn.runtime.results import ResultWriter
 
+    clf.require_images()
     writer = ResultWriter(out, resume=resume, flush_every=kwargs.get("batch_size", 32))
     if not Path(folder).is_dir():
         raise InputError(f"{folder}: not a folder", path=folder)

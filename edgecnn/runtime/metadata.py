@@ -44,12 +44,14 @@ class OutputKind(str, Enum):
 
 
 class Layout(str, Enum):
-    """Axis order of one input batch. NHW: grayscale without a channel axis (MLPs); NWC: 1-D signals."""
+    """Axis order of one input batch. NHW: grayscale without a channel axis (MLPs); NWC: 1-D signals;
+    NC: a flat feature vector of ``width`` values (tabular models; not an image)."""
 
     NHWC = "NHWC"
     NCHW = "NCHW"
     NHW = "NHW"
     NWC = "NWC"
+    NC = "NC"
 
 
 class ColorMode(str, Enum):
@@ -83,6 +85,10 @@ class InputSpec:
             raise MetadataError(f"{KEY_INPUT}: layout NHW implies channels=1, got {self.channels}")
         if self.layout == Layout.NWC and self.height != 1:
             raise MetadataError(f"{KEY_INPUT}: layout NWC implies height=1, got {self.height}")
+        if self.layout == Layout.NC and (self.height, self.channels) != (1, 1):
+            raise MetadataError(
+                f"{KEY_INPUT}: layout NC (a feature vector of width values) implies height=1, channels=1"
+            )
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -93,11 +99,12 @@ class InputSpec:
             Layout.NCHW: (c, h, w),
             Layout.NHW: (h, w),
             Layout.NWC: (w, c),
+            Layout.NC: (w,),
         }[self.layout]
 
     @property
     def is_image(self) -> bool:
-        return self.layout != Layout.NWC and self.channels in (1, 3)
+        return self.layout not in (Layout.NWC, Layout.NC) and self.channels in (1, 3)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -8,15 +8,19 @@ or onnxruntime tracebacks.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import onnxruntime as ort
 
-from edgecnn.errors import ModelFormatError, ModelNotFoundError, UnsafeModelError
-from edgecnn.runtime.providers import Provider, ProviderPlan, resolve_providers
+from edgecnn.errors import ModelFormatError, ModelNotFoundError, ProviderError, UnsafeModelError
+from edgecnn.runtime.providers import CPU, Provider, ProviderPlan, resolve_providers, short_name
 
 MAX_MODEL_BYTES = 2 * 1024**3  # protobuf's own limit; bigger needs external data
 
@@ -82,6 +86,9 @@ def vet_model(path: str | Path, *, deep: bool = False) -> tuple[Path, Any]:
     if not model.graph.node and not model.graph.output:
         raise ModelFormatError(f"{p}: not an ONNX model (no graph)", path=p)
     check_external_data(model, p)
+    from edgecnn.runtime.contract import check_supported_opsets
+
+    check_supported_opsets(model, p)
     if deep:
         try:
             onnx.checker.check_model(model)
@@ -157,12 +164,77 @@ def session_options(settings: SessionSettings) -> ort.SessionOptions:
         so.add_session_config_entry("session.intra_op.allow_spinning", "1" if settings.spin else "0")
     if settings.spin_stop:
         so.add_session_config_entry("session.force_spinning_stop", "1")
-    so.log_severity_level = 3
+    so.log_severity_level = ort_log_severity()
     if settings.enable_profiling:
         so.enable_profiling = True
         if settings.profile_prefix:
             so.profile_file_prefix = settings.profile_prefix
     return so
+
+
+def ort_log_severity() -> int:
+    """onnxruntime's C++ log level: fatal only (its errors reach the user as edgecnn's messages), or
+    warnings and up with ``--debug`` / ``EDGECNN_DEBUG=1``."""
+    return 2 if os.environ.get("EDGECNN_DEBUG", "") not in ("", "0") else 4
+
+
+def quiet_onnxruntime() -> None:
+    """Keep onnxruntime's own log lines off the user's terminal (sessions edgecnn does not create too,
+    e.g. the quantizer's calibration sessions)."""
+    ort.set_default_logger_severity(ort_log_severity())
+
+
+@contextlib.contextmanager
+def _captured_stderr(enabled: bool) -> Iterator[list[str]]:
+    """Collect what native code writes to fd 2 (onnxruntime says why a provider failed only there)."""
+    lines: list[str] = []
+    if not enabled:
+        yield lines
+        return
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        saved = os.dup(2)
+        try:
+            os.dup2(sink.fileno(), 2)
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            lines.extend(sink.read().decode("utf-8", "replace").splitlines())
+
+
+def _drop_reason(native_log: list[str], python_warnings: list[str]) -> str:
+    """The most specific line explaining a dropped provider (onnxruntime's error log, else its warning)."""
+    for line in native_log:
+        if "[E:" in line or "rror" in line:
+            return line.split("] ", 1)[-1].strip()
+    for text in python_warnings:
+        return text.strip().splitlines()[0]
+    return "onnxruntime gave no reason (run with --debug to see its log)"
+
+
+def check_session_providers(
+    plan: ProviderPlan, used: list[str], reason: str, path: str | Path, *, allow_fallback: bool
+) -> list[str]:
+    """Compare the providers a session really got with the plan; return warnings for a tolerated drop.
+
+    onnxruntime silently drops an execution provider that fails to initialise (onnxruntime-gpu without
+    cuDNN, say) and runs on the CPU: that is a ProviderError unless falling back was allowed.
+
+    Raises:
+        ProviderError: a requested provider did not load and ``allow_fallback`` is False.
+    """
+    dropped = [p for p in plan.providers if p != CPU and p not in used]
+    if not dropped:
+        return []
+    names = ", ".join(short_name(p) for p in dropped)
+    message = (
+        f"{path}: asked for provider {names}, but onnxruntime could not initialise it and would run on "
+        f"{', '.join(short_name(p) for p in used)}: {reason}"
+    )
+    if plan.requested not in (Provider.auto,) and not allow_fallback:
+        raise ProviderError(message + "; fix the install (edgecnn doctor --gpu) or pass --allow-fallback", path=path)
+    return ["FALLBACK: " + message]
 
 
 def create_session(
@@ -172,24 +244,50 @@ def create_session(
     *,
     allow_fallback: bool = False,
     plan: ProviderPlan | None = None,
+    vetted: tuple[Path, Any] | None = None,
 ) -> ort.InferenceSession:
-    """Vet ``path`` and open an InferenceSession with the resolved providers.
+    """Vet ``path`` (unless ``vetted`` holds its vetted path and graph) and open an InferenceSession with the
+    resolved providers, checking that it really got them.
+
+    A tolerated provider drop (``auto``, or ``allow_fallback``) is a ``UserWarning`` and is recorded on the
+    session as ``edgecnn_warnings``.
 
     Raises:
         ModelError: the file is missing, malformed or unsafe.
-        ProviderError: the provider is not available (and no fallback allowed).
+        ProviderError: the provider is not available or failed to load (and no fallback allowed).
     """
-    checked, model = vet_model(path)
+    checked, model = vetted or vet_model(path)
     settings = settings or SessionSettings()
     plan = plan or resolve_providers(provider, ort.get_available_providers(), allow_fallback=allow_fallback)
     disabled = settings.disabled_optimizers
     if disabled is None:
         disabled = session_hints(model).get("disabled_optimizers", ())
     extra = {"disabled_optimizers": list(disabled)} if disabled else {}
-    try:
-        return ort.InferenceSession(
-            str(checked), sess_options=session_options(settings), **plan.as_session_args(), **extra
-        )
-    except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph/... types
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ModelFormatError(f"{path}: onnxruntime cannot load this model: {first}", path=path) from err
+    wants_device = any(p != CPU for p in plan.providers)
+    quiet_onnxruntime()
+    with warnings.catch_warnings(record=True) as caught, _captured_stderr(wants_device) as native_log:
+        warnings.simplefilter("always")
+        if wants_device:
+            ort.set_default_logger_severity(min(3, ort_log_severity()))  # provider failures are logged as errors
+        try:
+            session = ort.InferenceSession(
+                str(checked), sess_options=session_options(settings), **plan.as_session_args(), **extra
+            )
+        except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph/... types
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ModelFormatError(f"{path}: onnxruntime cannot load this model: {first}", path=path) from err
+        finally:
+            quiet_onnxruntime()
+    if native_log and ort_log_severity() < 4:  # --debug: show what onnxruntime said after all
+        os.write(2, ("\n".join(native_log) + "\n").encode())
+    notes = check_session_providers(
+        plan,
+        session.get_providers(),
+        _drop_reason(native_log, [str(w.message) for w in caught]),
+        path,
+        allow_fallback=allow_fallback,
+    )
+    for note in notes:
+        warnings.warn(note, UserWarning, stacklevel=2)
+    session.edgecnn_warnings = tuple(plan.warnings) + tuple(notes)
+    return session
