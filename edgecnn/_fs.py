@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,32 @@ def _fsync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _current_umask() -> int:
+    """The process umask, read without changing it where Linux allows (``/proc/self/status``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read it the only portable way, and put it straight back
+    os.umask(mask)
+    return mask
+
+
+def _final_mode(target: Path) -> int:
+    """The permissions a plain ``open(target, "w")`` would leave: the existing file's, else 0o666 & ~umask.
+
+    ``mkstemp`` creates its file 0o600 so that nobody reads it half-written; the rename would carry that
+    private mode over to the artefact, making a model unreadable to the server user it was exported for.
+    """
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        return 0o666 & ~_current_umask()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -71,6 +98,7 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
     try:
         yield tmp
         if tmp.is_file():
+            os.chmod(tmp, _final_mode(target))
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
         os.replace(tmp, target)

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import importlib.abc
+import importlib.machinery
 import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
 from types import ModuleType
+from typing import Any
 
 from edgecnn.errors import MissingDependencyError
 
@@ -36,6 +44,70 @@ def quiet_tensorflow() -> None:
     """Silence TensorFlow's C++ start-up chatter before it is first imported."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+# TensorFlow's native start-up chatter (absl logging before InitializeLog, oneDNN and CPU-feature notes):
+# TF_CPP_MIN_LOG_LEVEL no longer reaches it in TF 2.2x, so it is filtered from fd 2 while TensorFlow loads.
+_TF_CHATTER = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r"|[IWE]\d{4} [\d:.]+ +\d+ [\w./-]+:\d+\]"
+    r"|To enable the following instructions:)"
+)
+
+
+@contextlib.contextmanager
+def filtered_native_stderr(pattern: re.Pattern[str] = _TF_CHATTER) -> Iterator[None]:
+    """Hold back what native code writes to fd 2 inside the block; afterwards pass on the lines that do not
+    match ``pattern`` (real errors still reach the user)."""
+    try:
+        sys.stderr.flush()
+    except (AttributeError, ValueError):
+        pass
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        saved = os.dup(2)
+        try:
+            os.dup2(sink.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            kept = [line for line in sink.read().decode("utf-8", "replace").splitlines() if not pattern.match(line)]
+            if kept:
+                os.write(2, ("\n".join(kept) + "\n").encode())
+
+
+class _QuietLoader(importlib.abc.Loader):
+    """Runs a module's import inside ``filtered_native_stderr``."""
+
+    def __init__(self, loader: Any) -> None:
+        self._loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        with filtered_native_stderr():
+            self._loader.exec_module(module)
+
+
+class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
+    """Wraps the first import of TensorFlow so its start-up chatter never reaches the terminal."""
+
+    def find_spec(self, name: str, path: Sequence[str] | None, target: ModuleType | None = None) -> Any:
+        if name != "tensorflow":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietLoader(spec.loader)
+        return spec
+
+
+def quiet_tensorflow_imports() -> None:
+    """For the CLI: TensorFlow, whenever something first imports it, loads without its native chatter."""
+    quiet_tensorflow()
+    if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlowFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowFinder())
 
 
 def has_module(module: str) -> bool:

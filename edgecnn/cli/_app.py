@@ -32,7 +32,8 @@ def debug_enabled() -> bool:
 
 
 def exits_on_error(func: F) -> F:
-    """Turn an EdgeCNNError into one line on stderr and its exit code (EDGECNN_DEBUG=1 re-raises)."""
+    """Turn an EdgeCNNError into one line on stderr and its exit code; with EDGECNN_DEBUG=1 the traceback
+    is printed first and the exit code stays the same (scripts must not see another code when debugging)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -40,7 +41,9 @@ def exits_on_error(func: F) -> F:
             return func(*args, **kwargs)
         except EdgeCNNError as err:
             if debug_enabled():
-                raise
+                import traceback
+
+                traceback.print_exc()
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt:
@@ -57,6 +60,8 @@ def _root(
 ) -> None:
     if debug:
         os.environ["EDGECNN_DEBUG"] = "1"
+    if not debug_enabled():
+        _quiet_libraries()
     import logging
 
     logging.basicConfig(
@@ -64,6 +69,24 @@ def _root(
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    typer.echo(f"warning: {message}", err=True)
+
+
+def _quiet_libraries() -> None:
+    """The terminal shows edgecnn's own lines: onnxruntime's C++ log off (its errors come back as our
+    messages), TensorFlow's start-up chatter filtered, warnings as one ``warning: …`` line each."""
+    import warnings
+
+    from edgecnn._optional import quiet_tensorflow_imports
+
+    quiet_tensorflow_imports()
+    warnings.showwarning = _show_warning
+    from edgecnn.runtime.session import quiet_onnxruntime
+
+    quiet_onnxruntime()  # also covers sessions edgecnn does not create (the quantizer's calibration runs)
 
 
 def parse_ints(text: str, option: str = "--batch") -> tuple[int, ...]:

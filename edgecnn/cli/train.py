@@ -22,7 +22,10 @@ def train_command(
     seed: Annotated[int, typer.Option(help="Seed for splits and weights.")] = 0,
     augment: Annotated[bool, typer.Option(help="Add augmentation layers (catsdogs-cnn).")] = False,
     limit: Annotated[int | None, typer.Option(help="Use at most N training samples.")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Runs folder; files go to OUT/ARCH/.")] = Path("runs"),
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Runs folder (files go to OUT/ARCH/), or a model path ending in .keras."),
+    ] = Path("runs"),
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")] = None,
 ) -> None:
     """Train ARCH on a data source; writes .keras, history, curves, confusion matrix, misclassified grid."""

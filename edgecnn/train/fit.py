@@ -84,11 +84,33 @@ def _split_train_val(x: np.ndarray, y: np.ndarray, fraction: float, seed: int) -
     return x[train_idx], y[train_idx], x[val_idx], y[val_idx]
 
 
+def output_paths(arch: str, out_dir: str | Path) -> tuple[Path, Path]:
+    """Where a run writes: a folder gets ``FOLDER/ARCH/ARCH.keras``; a path ending in ``.keras`` is the model
+    file itself, with the other artefacts beside it.
+
+    Raises:
+        UsageError: a ``.keras`` path that is a folder, or a model-file suffix other than ``.keras``.
+    """
+    out_dir = Path(out_dir)
+    suffix = out_dir.suffix.lower()
+    if suffix == ".keras":
+        if out_dir.is_dir():
+            raise UsageError(f"{out_dir}: is a folder; give a new file name ending in .keras, or a runs folder")
+        return out_dir.parent, out_dir
+    if suffix in (".h5", ".hdf5", ".onnx", ".tflite", ".pb"):
+        raise UsageError(
+            f"{out_dir}: train writes Keras 3 .keras files; give a path ending in .keras (or a runs folder), "
+            "then 'edgecnn export' it to ONNX"
+        )
+    return out_dir / arch, out_dir / arch / f"{arch}.keras"
+
+
 def train(arch: str, out_dir: str | Path = "runs", config: TrainConfig | None = None) -> TrainReport:
     """Train zoo architecture ``arch`` and write the model, sidecar, history, metrics and plots.
 
     Files in ``out_dir/ARCH/``: ``ARCH.keras``, ``ARCH.edgecnn.json``, ``history.json``, ``metrics.json``,
-    ``curves.png``, ``confusion.png``, ``misclassified.png``.
+    ``curves.png``, ``confusion.png``, ``misclassified.png``; or, when ``out_dir`` ends in ``.keras``, the
+    model there and the other files beside it.
 
     Raises:
         UsageError (unknown arch/options), InputError (data), MissingDependencyError.
@@ -101,6 +123,7 @@ def train(arch: str, out_dir: str | Path = "runs", config: TrainConfig | None = 
 
     config = config or TrainConfig()
     spec = zoo.get_spec(arch)
+    out, model_path = output_paths(arch, out_dir)
     keras = require("keras")
     data = config.data or spec.data
     meta = spec.metadata()
@@ -131,9 +154,8 @@ def train(arch: str, out_dir: str | Path = "runs", config: TrainConfig | None = 
     keras.utils.set_random_seed(config.seed)
     model = zoo.build(arch, augment=config.augment) if config.augment else zoo.build(arch)
     zoo.compile_for_training(model, arch, config.learning_rate)
-    out = Path(out_dir) / arch
     out.mkdir(parents=True, exist_ok=True)
-    best = out / f".{arch}.best.keras"
+    best = out / f".{model_path.stem}.best.keras"
     callbacks = [
         keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.patience, restore_best_weights=True),
         keras.callbacks.ModelCheckpoint(str(best), monitor="val_accuracy", save_best_only=True),
@@ -155,7 +177,6 @@ def train(arch: str, out_dir: str | Path = "runs", config: TrainConfig | None = 
     best.unlink(missing_ok=True)
     test_loss, test_acc = model.evaluate(x_test, y_test, verbose=0)
 
-    model_path = out / f"{arch}.keras"
     with atomic_path(model_path, suffix=".keras") as tmp:
         model.save(str(tmp))
     write_sidecar(

@@ -72,7 +72,9 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "edgecnn", "--debug", "info", str(tmp_path / "x.onnx")], capture_output=True, text=True
     )
-    assert out.returncode == 1 and "Traceback" in out.stderr and "ModelNotFoundError" in out.stderr
+    # the traceback is shown, and the exit code stays the one scripts rely on (3: bad input), not 1
+    assert out.returncode == 3 and "Traceback" in out.stderr and "ModelNotFoundError" in out.stderr
+    assert out.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'x.onnx'}: no such model file"
 
 
 def test_usage_error_exit_2(tiny_onnx: Path, tmp_path: Path) -> None:
