@@ -136,7 +136,9 @@ def _open(
                 t0 = time.perf_counter()
                 engines[settings].run(x1)
                 first = time.perf_counter() - t0
-    session = next(iter(engines.values())).session
+    first_engine = next(iter(engines.values()))
+    notes += [w for w in first_engine.warnings if w not in notes]  # a provider onnxruntime dropped (fallback)
+    session = first_engine.session
     used = session.get_providers()
     on_gpu = used[0] in (CUDA, TENSORRT)
     import onnx

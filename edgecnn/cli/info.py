@@ -38,6 +38,8 @@ def info_command(
             *io_rows,
         ],
     )
-    meta = info.metadata.to_dict() if info.metadata else {"error": info.metadata_error}
+    meta = info.metadata.to_dict() if info.metadata else {}
+    if info.metadata_error:
+        meta["error"] = info.metadata_error
     report.print_kv("edgecnn metadata", [(k, json.dumps(v)) for k, v in meta.items()])
     report.print_table("ops", ("op", "count"), list(info.ops.items()))

@@ -9,6 +9,7 @@ from typing import Any
 
 from edgecnn._fs import sha256_file
 from edgecnn.errors import MetadataError
+from edgecnn.runtime.contract import contract_problems
 from edgecnn.runtime.metadata import ModelMetadata, props_of
 from edgecnn.runtime.session import check_model_file
 
@@ -73,7 +74,8 @@ def describe_model(path: str | Path) -> ModelInfo:
     params = int(sum(int(np.prod(t.dims)) if len(t.dims) else 1 for t in tensors))
     try:
         meta: ModelMetadata | None = ModelMetadata.from_props(props_of(model))
-        meta_error = None
+        problems = contract_problems(model, meta)  # type: ignore[arg-type]
+        meta_error = f"the model contradicts its metadata: {'; '.join(problems)}" if problems else None
     except MetadataError as err:
         meta, meta_error = None, str(err)
     return ModelInfo(

@@ -100,7 +100,7 @@ def read_done_paths(partial: Path, fmt: str) -> tuple[set[str], int]:
     # CSV: walk whole records, so a newline inside a quoted path is not mistaken for a record's end
     text = data.decode("utf-8", "replace")
     stream = io.StringIO(text, newline="")
-    reader = csv.reader(stream)
+    reader = csv.reader(stream, strict=True)  # strict: end of data inside quotes raises instead of a short record
     intact_chars = 0
     while True:
         try:
@@ -108,10 +108,10 @@ def read_done_paths(partial: Path, fmt: str) -> tuple[set[str], int]:
         except (StopIteration, csv.Error):
             break
         position = stream.tell()
-        if position == 0 or text[position - 1] != "\n":
-            break  # the last record has no newline: torn
+        if position == 0 or text[position - 1] != "\n" or len(rec) != len(CSV_FIELDS):
+            break  # torn: no final newline, or cut inside a quoted field (a path with a newline)
         intact_chars = position
-        if len(rec) == len(CSV_FIELDS) and rec != list(CSV_FIELDS):
+        if rec != list(CSV_FIELDS):
             done.add(csv_unescape(rec[0]))
     return done, len(text[:intact_chars].encode("utf-8"))
 

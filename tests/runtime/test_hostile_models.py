@@ -168,3 +168,14 @@ def test_auto_tolerates_a_dropped_provider_with_a_warning() -> None:
 
 def test_classifier_reports_fallback_warnings(tiny_onnx: Path) -> None:
     assert Classifier(tiny_onnx, provider="cpu").provider_warnings == ()
+
+
+def test_info_describes_a_contradicting_model_and_names_the_problem(case_dir: Path) -> None:
+    path = CASES["nchw_metadata_nhwc_graph"][0](case_dir)
+    result = runner.invoke(app, ["info", str(path), "--json"])
+    assert result.exit_code == 0, result.output  # info is how a user looks at a broken model
+    import json
+
+    data = json.loads(result.stdout)
+    assert data["metadata"]["input"]["layout"] == "NCHW"
+    assert "set edgecnn.input.layout to 'NHWC'" in data["metadata_error"]
