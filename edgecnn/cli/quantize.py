@@ -35,7 +35,9 @@ def quantize_command(
     calibration: Annotated[
         str | None, typer.Option(help="Image folder (one subfolder per class) or data source.")
     ] = None,
-    samples: Annotated[int, typer.Option(help="Calibration samples (class-balanced).")] = 256,
+    samples: Annotated[
+        int | None, typer.Option(help="Calibration samples, class-balanced (default: up to 256, all of a smaller set).")
+    ] = None,
     reduce_range: Annotated[bool, typer.Option(help="7-bit weights, for CPUs without VNNI (see README).")] = False,
     exclude_nodes: Annotated[str | None, typer.Option(help="Comma-separated node names to keep in float.")] = None,
     exclude_op_types: Annotated[str | None, typer.Option(help="Comma-separated op types to keep in float.")] = None,

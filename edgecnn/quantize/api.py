@@ -14,7 +14,12 @@ import numpy as np
 
 from edgecnn._fs import atomic_path, variant_path
 from edgecnn.errors import QuantizeError, UsageError
-from edgecnn.quantize.calibration import ArrayReader, calibration_hash, load_calibration
+from edgecnn.quantize.calibration import (
+    DEFAULT_CALIBRATION_SAMPLES,
+    ArrayReader,
+    calibration_hash,
+    load_calibration,
+)
 from edgecnn.quantize.config import CalibrationMethod, QuantFormat, QuantizeConfig, QuantMode
 from edgecnn.quantize.coverage import coverage
 from edgecnn.quantize.stem import stem_nodes
@@ -197,6 +202,11 @@ def quantize(
                 else:
                     source = calibration or _default_calibration(meta)
                     calib = load_calibration(source, meta, config.calibration_samples, config.seed)
+                    if config.calibration_samples is None and len(calib) < DEFAULT_CALIBRATION_SAMPLES:
+                        notes.append(
+                            f"calibrated on all {len(calib)} samples of {source} "
+                            f"(the default asks for up to {DEFAULT_CALIBRATION_SAMPLES})"
+                        )
                     input_name = _input_name(base)
                     graph = onnx.load(str(base), load_external_data=False).graph
                     stem = stem_nodes(graph) if config.float_stem else []

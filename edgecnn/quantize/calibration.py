@@ -4,6 +4,8 @@ metadata says, served through onnxruntime's CalibrationDataReader protocol."""
 from __future__ import annotations
 
 import hashlib
+import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,12 @@ from onnxruntime.quantization import CalibrationDataReader
 from edgecnn.errors import InputError
 from edgecnn.runtime.metadata import ModelMetadata
 from edgecnn.runtime.preprocess import pixels_to_input
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CALIBRATION_SAMPLES = 256
+# onnxruntime's and TFLite's guides suggest about 100 representative samples; fewer gives noisy ranges
+RECOMMENDED_MIN_SAMPLES = 100
 
 
 class ArrayReader(CalibrationDataReader):
@@ -35,12 +43,15 @@ class ArrayReader(CalibrationDataReader):
         self._i = 0
 
 
-def load_calibration(source: str | Path, meta: ModelMetadata, samples: int, seed: int = 0) -> np.ndarray:
-    """``samples`` class-balanced model inputs from a folder or data source (never its test split).
+def load_calibration(source: str | Path, meta: ModelMetadata, samples: int | None = None, seed: int = 0) -> np.ndarray:
+    """Class-balanced model inputs from a folder or data source (never its test split).
+
+    ``samples=None`` takes up to ``DEFAULT_CALIBRATION_SAMPLES``, or every sample of a smaller source (it
+    says so, and warns below ``RECOMMENDED_MIN_SAMPLES``); an explicit ``samples`` is exact.
 
     Raises:
-        InputError: empty folder, unreadable images, or fewer samples than asked — never a silent
-        fall back to random data.
+        InputError: empty folder, unreadable images, or fewer samples than explicitly asked — never a
+        silent fall back to random data.
     """
     from edgecnn.data import load_source, sample_balanced
 
@@ -56,6 +67,17 @@ def load_calibration(source: str | Path, meta: ModelMetadata, samples: int, seed
         image_size=(meta.input.height, meta.input.width) if image else None,
         color_mode=meta.preprocess.color_mode.value if image else None,
     )
+    if samples is None:
+        samples = min(DEFAULT_CALIBRATION_SAMPLES, len(ds))
+        if samples < DEFAULT_CALIBRATION_SAMPLES:
+            log.info("calibration source %s holds %d samples: calibrating on all of them", source, samples)
+    if samples < RECOMMENDED_MIN_SAMPLES:
+        warnings.warn(
+            f"calibration source {source}: calibrating on {samples} samples; about {RECOMMENDED_MIN_SAMPLES} "
+            "representative images give steadier INT8 ranges",
+            UserWarning,
+            stacklevel=2,
+        )
     if len(ds) < samples:
         raise InputError(
             f"calibration source {source}: asked for {samples} samples but it holds {len(ds)}; "

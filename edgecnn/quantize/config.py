@@ -34,7 +34,9 @@ class QuantizeConfig:
     format: QuantFormat = QuantFormat.qdq
     per_channel: bool = True  # per-channel weight scales: accuracy at no speed cost
     calibration_method: CalibrationMethod = CalibrationMethod.minmax  # the fast, robust default
-    calibration_samples: int = 256  # enough for stable MinMax ranges on these small nets
+    # None: up to DEFAULT_CALIBRATION_SAMPLES (enough for stable MinMax ranges), or all a smaller source holds;
+    # an explicit number larger than the source is an error
+    calibration_samples: int | None = None
     activation_type: str = "uint8"  # U8S8: uint8 activations + int8 weights runs as QLinearConv on x86
     weight_type: str = "int8"
     reduce_range: bool = False  # 7-bit weights: for CPUs WITHOUT VNNI (AVX2/AVX-512F only), see README
@@ -45,7 +47,7 @@ class QuantizeConfig:
     seed: int = 0  # class-balanced calibration sampling
 
     def __post_init__(self) -> None:
-        if self.calibration_samples < 1:
+        if self.calibration_samples is not None and self.calibration_samples < 1:
             raise UsageError(f"calibration_samples must be >= 1, got {self.calibration_samples}")
         if self.activation_type not in ("uint8", "int8") or self.weight_type not in ("uint8", "int8"):
             raise UsageError("activation/weight types must be 'uint8' or 'int8'")
