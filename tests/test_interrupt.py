@@ -41,6 +41,7 @@ def test_kill_9_during_export_keeps_the_previous_model(tmp_path: Path) -> None:
         proc, lambda: any(p.name.startswith(TMP_PREFIX) and p.stat().st_size > 0 for p in tmp_path.iterdir())
     )
     assert killed, "export finished before the temporary file was seen"
+    assert proc.returncode == -signal.SIGKILL
     assert target.read_bytes() == b"previous model"
     assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == ["model.onnx"]
 
