@@ -219,13 +219,8 @@ def test_read_done_paths_cuts_a_record_torn_inside_a_quoted_path(tmp_path: Path,
         _assert_same_run(out, full, intact)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="results.py read_done_paths: a CSV record torn right after a newline inside a quoted field ends "
-    "in '\\n', so the non-strict csv reader returns it as a short record at EOF and it counts as intact; "
-    "resume then appends after the open quote and the next records are swallowed into that field",
-)
 def test_read_done_paths_cuts_a_record_torn_right_after_a_newline_inside_quotes(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The torn record ends in a newline (the one inside its quotes): only a strict reader sees it is torn."""
     monkeypatch.chdir(tmp_path)
     _newline_folder(tmp_path)
     clf = Classifier(make_tiny_onnx(tmp_path / "m.onnx"))
