@@ -10,20 +10,33 @@ import pytest
 HAS_TF = importlib.util.find_spec("tensorflow") is not None and importlib.util.find_spec("tf2onnx") is not None
 
 
-def _has_cuda() -> bool:
+def _available_providers() -> list[str]:
     try:
         import onnxruntime as ort
 
-        return "CUDAExecutionProvider" in ort.get_available_providers()
+        return list(ort.get_available_providers())
     except ImportError:
-        return False
+        return []
+
+
+def _has_cuda() -> bool:
+    return "CUDAExecutionProvider" in _available_providers()
+
+
+def _required(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    require_tf = os.environ.get("EDGECNN_REQUIRE_TF", "") not in ("", "0")
-    if require_tf and not HAS_TF:
+    if _required("EDGECNN_REQUIRE_TF") and not HAS_TF:
         raise pytest.UsageError("EDGECNN_REQUIRE_TF=1 but TensorFlow/tf2onnx cannot be found")
     has_cuda = _has_cuda()
+    if _required("EDGECNN_REQUIRE_GPU") and not has_cuda:  # a GPU run must not pass by skipping every GPU test
+        raise pytest.UsageError(
+            "EDGECNN_REQUIRE_GPU=1 but onnxruntime has no CUDAExecutionProvider: "
+            f"onnxruntime.get_available_providers() = {_available_providers()}; install onnxruntime-gpu "
+            "(not beside onnxruntime) and the CUDA/cuDNN libraries it links (`edgecnn doctor --gpu`)"
+        )
     skip_tf = pytest.mark.skip(reason="needs the [export] extra (TensorFlow, tf2onnx)")
     skip_gpu = pytest.mark.skip(reason="needs onnxruntime's CUDAExecutionProvider")
     for item in items:

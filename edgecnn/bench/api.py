@@ -7,6 +7,7 @@ import logging
 import resource
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -271,22 +272,32 @@ def _baseline_runners(meta: ModelMetadata, config: BenchConfig, result: BenchRes
     return out
 
 
-def _measure(runners: list[Any], x: np.ndarray, batch: int, config: BenchConfig, result: BenchResult) -> None:
+def _measure(
+    runners: list[Any],
+    x: np.ndarray,
+    batch: int,
+    config: BenchConfig,
+    result: BenchResult,
+    *,
+    clock: Callable[[], float] = time.perf_counter,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
     """Warm up each runner, then time them in interleaved blocks until each has its iterations/duration.
 
     Each block runs at least ``block`` calls and ``block_s`` seconds, then pauses ``settle_s``: thread pools
     spin for tens of milliseconds after a call (onnxruntime's ~40 ms measured), which would steal the cores
     of the next runner. Forcing pools to stop after every call instead (``session.force_spinning_stop``)
     makes each call wake its threads: 2-thread mnist-mlp INT8 at batch 32 then costs 38 µs, not 23.
+    ``clock`` and ``sleep`` are injectable so that tests can drive the schedule deterministically.
     """
     times: dict[int, list[float]] = {i: [] for i in range(len(runners))}
     warm: dict[int, list[float]] = {i: [] for i in range(len(runners))}
     for i, r in enumerate(runners):
         r.prepare(x)
         for _ in range(config.warmup):
-            t = time.perf_counter()
+            t = clock()
             r()
-            warm[i].append(time.perf_counter() - t)
+            warm[i].append(clock() - t)
     budget = config.duration_s * len(runners)
     interleaved = len(runners) > 1
     measured = 0.0  # seconds spent timing, settle pauses excluded
@@ -297,19 +308,19 @@ def _measure(runners: list[Any], x: np.ndarray, batch: int, config: BenchConfig,
             if config.iterations is not None and len(times[i]) >= config.iterations:
                 continue
             wanted = block if config.iterations is None else min(block, config.iterations - len(times[i]))
-            n, started = 0, time.perf_counter()
+            n, started = 0, clock()
             while True:
-                t = time.perf_counter()
+                t = clock()
                 r()
-                times[i].append(time.perf_counter() - t)
+                times[i].append(clock() - t)
                 n += 1
-                if n >= wanted and (not interleaved or time.perf_counter() - started >= config.block_s):
+                if n >= wanted and (not interleaved or clock() - started >= config.block_s):
                     break
                 if config.iterations is not None and len(times[i]) >= config.iterations:
                     break
-            measured += time.perf_counter() - started
+            measured += clock() - started
             if interleaved:
-                time.sleep(config.settle_s)  # thread pools (onnxruntime, TF, XNNPACK) stop spinning first
+                sleep(config.settle_s)  # thread pools (onnxruntime, TF, XNNPACK) stop spinning first
         if config.iterations is not None:
             if all(len(v) >= config.iterations for v in times.values()):
                 break

@@ -102,8 +102,21 @@ def test_classify_and_resume_flags(tiny_onnx: Path, tmp_path: Path) -> None:
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 5 and all(len(r["top_k"]) == 2 for r in rows)
     assert json.loads((tmp_path / "s.json").read_text())["ok"] == 5
-    again = run("classify", str(tmp_path / "imgs"), "-m", str(tiny_onnx), "-o", str(out), "--resume")
-    assert again.exit_code == 0 and len(out.read_text().splitlines()) == 5
+    # a run killed after two rows (and half of the third): --resume keeps those and classifies the other three
+    full = out.read_bytes()
+    first_two = b"".join(full.splitlines(keepends=True)[:2])
+    (tmp_path / "r.jsonl.partial").write_bytes(full[: len(first_two) + 20])
+    out.unlink()
+    again = run(
+        "classify", str(tmp_path / "imgs"), "-m", str(tiny_onnx), "-o", str(out), "--resume",
+        "--json-summary", str(tmp_path / "s2.json"),
+    )  # fmt: skip
+    assert again.exit_code == 0, again.output
+    summary = json.loads((tmp_path / "s2.json").read_text())
+    assert (summary["resumed"], summary["ok"], summary["total"]) == (2, 3, 5)
+    assert out.read_bytes().startswith(first_two) and not (tmp_path / "r.jsonl.partial").exists()
+    paths = [json.loads(line)["path"] for line in out.read_text().splitlines()]
+    assert len(paths) == len(set(paths)) == 5
 
 
 def test_cuda_without_gpu_is_one_line_exit_3(tiny_onnx: Path, tmp_path: Path) -> None:
