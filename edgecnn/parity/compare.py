@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.errors import ParityError
+from edgecnn.errors import MetadataError, ParityError
 from edgecnn.runtime.metadata import ModelMetadata
 
 Predictor = Callable[[np.ndarray], np.ndarray]
@@ -34,7 +34,9 @@ class ParityBars:
             "int8": cls("int8", 0.98, None, 0.5),
             "dynamic": cls("dynamic", 0.98, None, 0.5),
         }
-        return table.get(mode, table["int8"])
+        if mode not in table:  # a typo in edgecnn.quantization must not get an arbitrary bar
+            raise MetadataError(f"edgecnn.quantization: unknown mode {mode!r}; expected one of {sorted(table)}")
+        return table[mode]
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -71,13 +71,6 @@ def load_calibration(source: str | Path, meta: ModelMetadata, samples: int | Non
         samples = min(DEFAULT_CALIBRATION_SAMPLES, len(ds))
         if samples < DEFAULT_CALIBRATION_SAMPLES:
             log.info("calibration source %s holds %d samples: calibrating on all of them", source, samples)
-    if samples < RECOMMENDED_MIN_SAMPLES:
-        warnings.warn(
-            f"calibration source {source}: calibrating on {samples} samples; about {RECOMMENDED_MIN_SAMPLES} "
-            "representative images give steadier INT8 ranges",
-            UserWarning,
-            stacklevel=2,
-        )
     if len(ds) < samples:
         raise InputError(
             f"calibration source {source}: asked for {samples} samples but it holds {len(ds)}; "
@@ -88,6 +81,13 @@ def load_calibration(source: str | Path, meta: ModelMetadata, samples: int | Non
         raise InputError(
             f"calibration source {source}: {len(ds.class_names)} classes but the model has {meta.num_classes}",
             path=str(source),
+        )
+    if samples < RECOMMENDED_MIN_SAMPLES:
+        warnings.warn(
+            f"calibration source {source}: calibrating on {samples} samples; about {RECOMMENDED_MIN_SAMPLES} "
+            "representative images give steadier INT8 ranges",
+            UserWarning,
+            stacklevel=2,
         )
     ds = sample_balanced(ds, samples, seed=seed)
     return pixels_to_input(ds.x, meta)

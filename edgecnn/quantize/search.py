@@ -68,6 +68,8 @@ def search_within_budget(
     """
     from edgecnn.quantize.api import quantize
 
+    if budget_pp < 0:
+        raise UsageError(f"--accuracy-budget is the accuracy a model may lose, in points: >= 0, got {budget_pp}")
     if not eval_data:
         raise UsageError("--accuracy-budget needs --eval SRC (labelled data to measure the accuracy drop)")
     src = Path(src)

@@ -3,7 +3,8 @@
 Shared by every producer of rows (the local pipeline, a Ray cluster): rows go to ``OUT.partial``, flushed
 and fsync'ed per batch, and ``OUT.partial`` is renamed to ``OUT`` when the run completes. A run that stops
 (kill -9, a broken model) leaves ``OUT.partial``; ``--resume`` cuts a torn last record and skips every path
-already recorded, so each path ends up exactly once.
+already recorded, so each path ends up exactly once. ``--resume`` after a completed run continues ``OUT``
+itself: only files added since get rows.
 
 CSV cells that a spreadsheet would run as a formula get a leading ``'``; a value that itself starts with
 ``'`` gets one too, so the escape is reversible and resume recognises every path.
@@ -15,6 +16,7 @@ import csv
 import io
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -174,7 +176,13 @@ class ResultWriter:
         self.out = Path(out)
         self.format = output_format(self.out)
         self.partial = partial_path(self.out)
-        self.done, self._intact = read_done_paths(self.partial, self.format) if resume else (set(), 0)
+        # resume continues OUT.partial; after a completed run it continues OUT itself (new files only)
+        self._resume_from: Path | None = None
+        if resume:
+            self._resume_from = self.partial if self.partial.is_file() else self.out if self.out.is_file() else None
+        self.done, self._intact = (
+            read_done_paths(self._resume_from, self.format) if self._resume_from is not None else (set(), 0)
+        )
         self.resumed = len(self.done)
         self.counts = {"ok": 0, "errors": 0}
         self.flush_every = max(1, flush_every)
@@ -190,6 +198,8 @@ class ResultWriter:
         self.out.parent.mkdir(parents=True, exist_ok=True)
         if not self._intact and self.partial.exists():
             self.partial.unlink()
+        if self._intact and self._resume_from == self.out:
+            shutil.copyfile(self.out, self.partial)  # OUT stays whole until commit() replaces it
         raw = open(self.partial, "r+b" if self._intact else "wb")
         raw.truncate(self._intact)
         raw.seek(self._intact)

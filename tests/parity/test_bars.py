@@ -237,3 +237,11 @@ def test_a_quantized_model_that_misses_its_bar_is_rejected_exit_4(tmp_path: Path
     assert result.exit_code == 4, result.output
     assert result.stderr.startswith("error: parity failed") and "top-1 agreement" in result.stderr
     assert f"{mode}: agreement" in result.stdout  # the bars shown are the candidate's
+
+
+def test_unknown_quantization_mode_gets_no_bar() -> None:
+    from edgecnn.errors import MetadataError
+    from edgecnn.parity.compare import ParityBars
+
+    with pytest.raises(MetadataError, match="unknown mode 'int4'"):
+        ParityBars.for_mode("int4")

@@ -40,3 +40,11 @@ def test_few_samples_warn(digit_meta) -> None:  # type: ignore[no-untyped-def]
     with pytest.warns(UserWarning, match=f"calibrating on 30 samples; about {RECOMMENDED_MIN_SAMPLES}"):
         x = load_calibration(SHIPPED, digit_meta, 30)
     assert len(x) == 30
+
+
+def test_negative_accuracy_budget_is_a_usage_error(tmp_path: Path) -> None:
+    from edgecnn.errors import UsageError
+    from edgecnn.quantize import search_within_budget
+
+    with pytest.raises(UsageError, match=">= 0, got -1"):
+        search_within_budget(make_tiny_onnx(tmp_path / "m.onnx"), None, -1.0, calibration=None, eval_data="digits")

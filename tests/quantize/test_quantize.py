@@ -106,8 +106,8 @@ def test_bad_calibration_input(mnist_onnx: Path, tmp_path: Path) -> None:
     few = tmp_path / "few"
     for d in range(10):
         write_png(few / str(d) / "x.png", size=(28, 28), mode="L")
-    with pytest.raises(InputError, match="asked for 256 samples but it holds 10"):
-        quantize(mnist_onnx, tmp_path / "b.onnx", calibration=str(few), measure_speed=False)
+    with pytest.raises(InputError, match="asked for 20 samples but it holds 10"):  # only an explicit count
+        quantize(mnist_onnx, tmp_path / "b.onnx", QuantizeConfig.int8(calibration_samples=20), calibration=str(few))
     wrong = tmp_path / "wrong"
     write_png(wrong / "a" / "x.png")
     with pytest.raises(InputError, match="1 classes but the model has 10"):

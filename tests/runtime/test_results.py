@@ -84,8 +84,8 @@ def formula_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """cwd = tmp_path, holding '=x/' with 12 images (one named '@y.png'), walked as relative paths."""
     monkeypatch.chdir(tmp_path)
     for i in range(11):
-        write_png(tmp_path / "=x" / f"{i:02d}.png", seed=i)
-    write_png(tmp_path / "=x" / "@y.png", seed=99)
+        writewrite_png(tmp_path / "=x" / f"{i:02d}.png", seed=i)
+    writewrite_png(tmp_path / "=x" / "@y.png", seed=99)
     return tmp_path
 
 
@@ -194,7 +194,7 @@ def test_a_torn_tail_longer_than_the_rest_of_the_run_is_cut_not_overwritten(
 
 def _newline_folder(root: Path) -> None:
     for i, name in enumerate(["a.png", "line\nbreak.png", 'quo"te.png', "z.png"]):
-        write_png(root / "=x" / name, seed=i)
+        writewrite_png(root / "=x" / name, seed=i)
 
 
 def test_read_done_paths_cuts_a_record_torn_inside_a_quoted_path(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -276,3 +276,20 @@ def test_writer_resumes_its_own_partial_file(tmp_path: Path) -> None:
 def test_format_row_jsonl_is_one_line_even_with_newlines() -> None:
     line = format_row(ClassifyRow("a\nb.png", error_type="ImageError", error="x\ny"), "jsonl")
     assert line.count("\n") == 1 and json.loads(line)["path"] == "a\nb.png"
+
+
+def test_resume_after_a_completed_run_classifies_only_new_files(tmp_path: Path) -> None:
+    root = tmp_path / "imgs"
+    for i in range(6):
+        write_png(root / f"{i:02d}.png", seed=i)
+    clf = Classifier(make_tiny_onnx(tmp_path / "m.onnx"))
+    out = tmp_path / "r.csv"
+    classify_to_file(clf, root, out)
+    before = out.read_bytes()
+    for i in range(6, 9):
+        write_png(root / f"{i:02d}.png", seed=i)
+    again = classify_to_file(clf, root, out, resume=True)
+    assert (again.resumed, again.ok, again.total) == (6, 3, 9)
+    assert out.read_bytes().startswith(before)
+    paths = [line.split(",")[0] for line in out.read_text().splitlines()[1:]]
+    assert sorted(paths) == sorted(str(p) for p in root.iterdir()) and len(set(paths)) == 9
