@@ -84,8 +84,8 @@ def formula_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """cwd = tmp_path, holding '=x/' with 12 images (one named '@y.png'), walked as relative paths."""
     monkeypatch.chdir(tmp_path)
     for i in range(11):
-        writewrite_png(tmp_path / "=x" / f"{i:02d}.png", seed=i)
-    writewrite_png(tmp_path / "=x" / "@y.png", seed=99)
+        write_png(tmp_path / "=x" / f"{i:02d}.png", seed=i)
+    write_png(tmp_path / "=x" / "@y.png", seed=99)
     return tmp_path
 
 
@@ -194,7 +194,7 @@ def test_a_torn_tail_longer_than_the_rest_of_the_run_is_cut_not_overwritten(
 
 def _newline_folder(root: Path) -> None:
     for i, name in enumerate(["a.png", "line\nbreak.png", 'quo"te.png', "z.png"]):
-        writewrite_png(root / "=x" / name, seed=i)
+        write_png(root / "=x" / name, seed=i)
 
 
 def test_read_done_paths_cuts_a_record_torn_inside_a_quoted_path(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
