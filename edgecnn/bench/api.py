@@ -67,6 +67,20 @@ def _variant(meta: ModelMetadata) -> str:
     return str((meta.quantization or {}).get("mode", "fp32"))
 
 
+def slow_pair_warnings(name: str, provider: str, op_types: set[str]) -> list[str]:
+    """Known slow pairs of model and provider that actually ran it, as report warnings.
+
+    The CUDA provider has no INT8 convolution kernels: a QDQ model runs there as FP32 convolutions
+    between Quantize/DequantizeLinear nodes (or partly on the CPU), slower than its FP32 original.
+    """
+    if provider == CUDA and op_types & set(INT8_OPS):
+        return [
+            f"WARNING {name}: known slow pair: INT8 QDQ on CUDAExecutionProvider (no INT8 conv kernels); "
+            "use TensorRT (--provider tensorrt --trt-int8)"
+        ]
+    return []
+
+
 def engine_options(config: BenchConfig) -> list[tuple[str, EngineSettings | None]]:
     """The engine configurations to run each model with, labelled; ``None``: tuned, else default."""
     if config.engines:
@@ -145,11 +159,8 @@ def _open(
     import onnx
 
     ops = {n.op_type for n in onnx.load(str(checked), load_external_data=False).graph.node}
-    if used[0] == CUDA and ops & set(INT8_OPS):
-        notes.append(
-            f"WARNING {path.name}: an INT8 model on the CUDA provider runs slowly (no fast INT8 "
-            "convolutions there); use --provider tensorrt --trt-int8"
-        )
+    slow = slow_pair_warnings(path.name, used[0], ops)
+    notes += slow
     sess_options = session_options(next(iter(engines)).session_settings())
     per_provider = nodes_per_provider(checked, plan.as_session_args(), sess_options, x1)
     if set(per_provider) - {CPU} and CPU in per_provider and on_gpu:
@@ -173,6 +184,7 @@ def _open(
             "requested": config.provider.value if hasattr(config.provider, "value") else str(config.provider),
             "used": [short_name(p) for p in used],
             "nodes_per_provider": {short_name(k): v for k, v in per_provider.items()},
+            "warnings": slow,
         },
         "engine": {
             (f"{b}@{label}" if label else str(b)): {"settings": s.to_dict(), "source": src}
