@@ -130,16 +130,40 @@ def gpu_info() -> dict[str, Any]:
 
 # -- 1. doctor ------------------------------------------------------------------------------------------------
 def check_doctor(provider: str, checks: Check, results: dict[str, Any]) -> None:
+    """``edgecnn doctor --gpu``: exit 0 on the GPU machine, 3 in the CPU dry run.
+
+    One problem it reports is an artefact of this check's layout, not of the machine: the GPU wheel is
+    installed in its own folder first on PYTHONPATH, so ``import onnxruntime`` loads the GPU build while
+    the machine's CPU ``onnxruntime`` is still visible to ``importlib.metadata`` ("both … installed").
+    That one is excused when the imported onnxruntime really is the GPU build; every other problem counts.
+    """
+    import onnxruntime as ort
+
+    from edgecnn.runtime.environment import describe_environment
+
     r = run([sys.executable, "-m", "edgecnn", "doctor", "--gpu"], timeout=120)
-    results["doctor"] = {"cmd": r["cmd"], "rc": r["rc"], "output": tail(r["output"], 40)}
-    want = 0 if provider == "cuda" else 3
-    problems = [ln for ln in r["output"].splitlines() if "GPU not usable" in ln]
-    checks.add(
-        "doctor",
-        f"`edgecnn doctor --gpu` exits {want}",
-        r["rc"] == want,
-        f"exit {r['rc']}" + (f"; {problems[0].strip()[:200]}" if problems else ""),
-    )
+    problems = describe_environment()["gpu_problems"]
+    gpu_build = ort.get_device() == "GPU" and ORT_NAME["cuda"] in ort.get_available_providers()
+    layout = [p for p in problems if p.startswith("both onnxruntime and onnxruntime-gpu") and gpu_build]
+    rest = [p for p in problems if p not in layout]
+    results["doctor"] = {
+        "cmd": r["cmd"],
+        "rc": r["rc"],
+        "output": tail(r["output"], 40),
+        "problems": problems,
+        "excused_layout_problems": layout,
+    }
+    if provider == "cuda":
+        ok = r["rc"] == 0 or (r["rc"] == 3 and not rest)
+        detail = f"exit {r['rc']}; problems: {problems or 'none'}" + (f"; excused (layout): {layout}" if layout else "")
+        checks.add("doctor", "`edgecnn doctor --gpu` finds nothing wrong with a working GPU setup", ok, detail[:500])
+    else:
+        checks.add(
+            "doctor",
+            "`edgecnn doctor --gpu` exits 3 without a GPU, saying why",
+            r["rc"] == 3 and bool(problems),
+            f"exit {r['rc']}; problems: {problems}"[:500],
+        )
 
 
 # -- 2. gpu-marked tests ------------------------------------------------------------------------------------------
@@ -167,7 +191,7 @@ def check_tests(provider: str, out: Path, checks: Check, results: dict[str, Any]
     for label, extra in runs:
         xml = out / f"pytest-gpu-{label.split()[0]}.xml"
         env = {**os.environ, **extra}
-        r = run([*base, f"--junitxml={xml}"], env=env, timeout=600)
+        r = run([*base, f"--junitxml={xml}"], env=env, timeout=300)
         counts = _junit(xml) if xml.exists() else {"tests": -1, "failures": -1, "errors": -1, "skipped": -1}
         results["tests"]["runs"].append(
             {"label": label, "cmd": r["cmd"], "env": extra, "rc": r["rc"], **counts, "output": tail(r["output"], 25)}
@@ -329,7 +353,7 @@ def check_bench(
                 "--plot",
                 f"{stem}.png",
             ]
-            r = run(cmd, timeout=600)
+            r = run(cmd, timeout=300)
             data = (
                 json.loads(Path(f"{stem}.json").read_text()) if r["rc"] == 0 and Path(f"{stem}.json").exists() else {}
             )
@@ -445,7 +469,7 @@ def check_fallback(
     results["fallback"] = rows
     conclusive = 0
     for label, py, env in fallback_scenarios(provider, args):
-        child = run([*py, "-c", FALLBACK_CHILD, model], env=env, timeout=300)
+        child = run([*py, "-c", FALLBACK_CHILD, model], env=env, timeout=120)
         found = [ln for ln in child["output"].splitlines() if ln.startswith("@@")]
         info = json.loads(found[-1][2:]) if found else {"outcome": f"no answer (exit {child['rc']})"}
         bench = run(
@@ -464,7 +488,7 @@ def check_fallback(
                 "--no-tuned",
             ],
             env=env,
-            timeout=300,
+            timeout=120,
         )
         row = {
             "scenario": label,
@@ -476,7 +500,8 @@ def check_fallback(
         }
         rows.append(row)
         outcome = info.get("outcome")
-        if outcome == "session" and info.get("providers", [""])[0] == ORT_NAME["cuda"]:
+        on_cuda = outcome == "session" and info.get("providers", [""])[0] == ORT_NAME["cuda"]
+        if on_cuda and info.get("predicted"):
             checks.add(
                 "fallback",
                 f"{label}: inconclusive, CUDA still works here",
@@ -485,13 +510,17 @@ def check_fallback(
             )
             continue
         conclusive += 1
-        cpu_run = outcome == "session" and info.get("predicted", False)
-        detail = f"{outcome}: {info.get('message', info.get('providers', ''))}"[:400]
+        if on_cuda:  # e.g. cuDNN is loaded lazily, at the first convolution: loud, but not a ProviderError
+            detail = f"session on CUDA, then the first inference failed: {info.get('predict_error')}"
+        elif outcome == "session":
+            detail = f"SILENT CPU RUN — providers {info.get('providers')}, predicted {info.get('predicted')}"
+        else:
+            detail = f"{outcome}: {info.get('message', '')}"
         checks.add(
             "fallback",
             f"{label}: Classifier(provider='cuda') raises ProviderError, never a CPU run",
             outcome == "ProviderError",
-            ("SILENT CPU RUN — " if cpu_run else "") + detail,
+            detail[:400],
         )
         checks.add(
             "fallback",
@@ -589,6 +618,12 @@ def render_markdown(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def runner_label(name: str) -> str:
+    """'m.int8.onnx (with host copies)' -> 'int8 (with host copies)'; 'm.onnx' -> 'fp32'."""
+    m = re.match(r"^.*?(?:\.(fp16|int8))?\.onnx(.*)$", name)
+    return f"{m.group(1) or 'fp32'}{m.group(2)}" if m else name
+
+
 def render_png(data: dict[str, Any], path: Path) -> str | None:
     try:
         import matplotlib
@@ -610,7 +645,7 @@ def render_png(data: dict[str, Any], path: Path) -> str | None:
             want = batch or max(r["batch"] for r in rows)
             for r in rows:
                 if r["batch"] == want:
-                    labels.append(f"{b['model']} {r['name'].split('.', 1)[-1]} [{b['provider']}]")
+                    labels.append(f"{b['model']} {runner_label(r['name'])} [{b['provider']}]")
                     values.append(r[key])
                     colors.append("tab:green" if b["provider"] == "cuda" else "tab:blue")
         ax.barh(range(len(values)), values, color=colors)
@@ -717,6 +752,36 @@ def main(argv: list[str] | None = None) -> int:
         ("bench", lambda: check_bench(args.provider, manifest, args.models, out, args, checks, results)),
         ("fallback", lambda: check_fallback(args.provider, manifest, args.models, args, checks, results)),
     ]
+
+    def assemble(finished: bool) -> dict[str, Any]:
+        counts = {
+            "passed": sum(c["passed"] is True for c in checks.items),
+            "failed": len(checks.failed),
+            "info": sum(c["passed"] is None for c in checks.items),
+        }
+        data = {
+            "provider": args.provider,
+            "machine": args.machine or machine_name(env, gpu),
+            "command": shlex.join([Path(sys.executable).name, *sys.argv]) if argv is None else shlex.join(argv),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "seconds": time.perf_counter() - t0,
+            "passed": not checks.failed,
+            "counts": counts,
+            "environment": env,
+            "gpu": gpu,
+            "preload_dlls": preload,
+            "ld_library_path": os.environ.get("LD_LIBRARY_PATH", ""),
+            "prepared_on": manifest.get("prepared_on", {}),
+            "models": {
+                n: {k: e[k] for k in ("data", "n", "input", "variants", "cpu_accuracy")}
+                for n, e in manifest["models"].items()
+            },
+            "finished": finished,
+            "checks": checks.items,
+            **results,
+        }
+        return data
+
     for step, fn in steps:
         if step in skip:
             continue
@@ -727,31 +792,10 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as err:  # one broken step must not hide the others' results
             checks.add(step, "step ran to the end", False, f"{type(err).__name__}: {err}"[:400])
         results.setdefault("step_seconds", {})[step] = round(time.perf_counter() - s0, 1)
-    counts = {
-        "passed": sum(c["passed"] is True for c in checks.items),
-        "failed": len(checks.failed),
-        "info": sum(c["passed"] is None for c in checks.items),
-    }
-    data = {
-        "provider": args.provider,
-        "machine": args.machine or machine_name(env, gpu),
-        "command": shlex.join([Path(sys.executable).name, *sys.argv]) if argv is None else shlex.join(argv),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "seconds": time.perf_counter() - t0,
-        "passed": not checks.failed,
-        "counts": counts,
-        "environment": env,
-        "gpu": gpu,
-        "preload_dlls": preload,
-        "ld_library_path": os.environ.get("LD_LIBRARY_PATH", ""),
-        "prepared_on": manifest.get("prepared_on", {}),
-        "models": {
-            n: {k: e[k] for k in ("data", "n", "input", "variants", "cpu_accuracy")}
-            for n, e in manifest["models"].items()
-        },
-        "checks": checks.items,
-        **results,
-    }
+        partial = assemble(finished=False)  # a run cut short (device time) still leaves its results
+        (out / f"{args.name}.json").write_text(json.dumps(partial, indent=2, default=str) + "\n")
+    data = assemble(finished=True)
+    counts = data["counts"]
     write_outputs(data, out, args.name)
     print(
         f"\n{'PASSED' if data['passed'] else 'FAILED'}: {counts['passed']} passed, {counts['failed']} failed, "

@@ -98,6 +98,7 @@ def train_mobilenet(work: Path) -> tuple[Any, str]:
     ds = load_source("mnist5k", split="train", image_size=(96, 96), color_mode="RGB")
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(ds.x.astype(np.float32), ds.y, epochs=1, batch_size=64, verbose=0)
+    work.mkdir(parents=True, exist_ok=True)
     path = work / "mobilenetv2-96.keras"
     model.save(path)
     return model, "mnist5k"
@@ -215,16 +216,16 @@ def main(argv: list[str] | None = None) -> int:
     models_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = models_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"models": {}}
+    env = describe_environment()
+    manifest["prepared_on"] = {k: env[k] for k in ("cpu", "cpu_count", "onnxruntime_packages", "edgecnn", "python")}
+    manifest["command"] = "python benchmarks/gpu_prepare.py " + " ".join(argv if argv is not None else sys.argv[1:])
     with tempfile.TemporaryDirectory(prefix="edgecnn-gpu-prepare-") as tmp:
         for name in names:
             print(f"{name}: training one epoch, exporting, quantizing, recording golden outputs …", flush=True)
             entry = prepare_model(name, models_dir, Path(tmp) / name)
             manifest["models"][name] = entry
+            manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")  # after each model: a crash keeps them
             print(f"  {entry['seconds']} s; CPU accuracy {entry['cpu_accuracy']}", flush=True)
-    env = describe_environment()
-    manifest["prepared_on"] = {k: env[k] for k in ("cpu", "cpu_count", "onnxruntime_packages", "edgecnn", "python")}
-    manifest["command"] = "python benchmarks/gpu_prepare.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     total = sum(p.stat().st_size for p in models_dir.iterdir())
     print(f"{manifest_path} ({len(manifest['models'])} models, {total / 2**20:.1f} MiB in {models_dir})")
     return 0
