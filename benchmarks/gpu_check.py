@@ -191,6 +191,7 @@ def check_tests(provider: str, out: Path, checks: Check, results: dict[str, Any]
     for label, extra in runs:
         xml = out / f"pytest-gpu-{label.split()[0]}.xml"
         env = {**os.environ, **extra}
+        xml.unlink(missing_ok=True)
         r = run([*base, f"--junitxml={xml}"], env=env, timeout=300)
         counts = _junit(xml) if xml.exists() else {"tests": -1, "failures": -1, "errors": -1, "skipped": -1}
         results["tests"]["runs"].append(
@@ -242,6 +243,7 @@ def check_parity(provider: str, manifest: dict[str, Any], models: Path, checks: 
             dev = Classifier(paths[v], provider=provider, tuning=False)
             load_s = time.perf_counter() - t0
             used = dev.providers
+            on_provider = used[0] == ORT_NAME[provider]
             checks.add(
                 "parity",
                 f"{name} {v}: session on {ORT_NAME[provider]}",
@@ -295,8 +297,9 @@ def check_parity(provider: str, manifest: dict[str, Any], models: Path, checks: 
                     "candidate_accuracy": rep.candidate_accuracy,
                     "bars": d["bars"],
                     "gated": gated,
-                    "passed": rep.passed,
-                    "failures": rep.failures,
+                    "passed": rep.passed and on_provider,
+                    "failures": rep.failures
+                    + ([] if on_provider else [f"session on {used[0]}, not the provider asked for"]),
                     "seconds": round(time.perf_counter() - t0, 2),
                 }
                 out.append(row)
@@ -304,9 +307,9 @@ def check_parity(provider: str, manifest: dict[str, Any], models: Path, checks: 
                     f"agreement {rep.agreement:.2%}, max abs diff {rep.max_abs_diff:.2e}, accuracy "
                     f"{rep.reference_accuracy:.2%} → {rep.candidate_accuracy:.2%} on {rep.n}"
                 )
-                if rep.failures:
-                    detail += "; " + "; ".join(rep.failures)
-                checks.add("parity", f"{name} {dev_name} {v} vs {ref_name}", rep.passed if gated else None, detail)
+                if row["failures"]:
+                    detail += "; " + "; ".join(row["failures"])
+                checks.add("parity", f"{name} {dev_name} {v} vs {ref_name}", row["passed"] if gated else None, detail)
             dev.close()
 
 
@@ -448,11 +451,14 @@ def fallback_scenarios(provider: str, args: argparse.Namespace) -> list[tuple[st
     no_cuda = {**base, "LD_LIBRARY_PATH": _strip_paths(ld, nvidia)}
     no_cudnn = {**base, "LD_LIBRARY_PATH": _strip_paths(ld, [p for p in nvidia if "cudnn" in p])}
     no_device = {**base, "CUDA_VISIBLE_DEVICES": ""}
-    return [
-        ("CUDA libraries hidden (LD_LIBRARY_PATH without the nvidia pip libraries, no preload)", py, no_cuda),
-        ("cuDNN hidden (LD_LIBRARY_PATH without nvidia/cudnn, no preload)", py, no_cudnn),
-        ("no visible device (CUDA_VISIBLE_DEVICES='')", py, no_device),
-    ]
+    out = []
+    if nvidia:  # without nvidia pip libraries on LD_LIBRARY_PATH there is nothing to hide this way
+        out.append(
+            ("CUDA libraries hidden (LD_LIBRARY_PATH without the nvidia pip libraries, no preload)", py, no_cuda)
+        )
+    if any("cudnn" in p for p in nvidia):
+        out.append(("cuDNN hidden (LD_LIBRARY_PATH without nvidia/cudnn, no preload)", py, no_cudnn))
+    return [*out, ("no visible device (CUDA_VISIBLE_DEVICES='')", py, no_device)]
 
 
 def check_fallback(
@@ -468,6 +474,10 @@ def check_fallback(
     rows: list[dict[str, Any]] = []
     results["fallback"] = rows
     conclusive = 0
+    if provider == "cuda" and not os.environ.get("EDGECNN_NVIDIA_LIBS"):
+        checks.add(
+            "fallback", "nvidia pip libraries on LD_LIBRARY_PATH to hide", None, "none (EDGECNN_NVIDIA_LIBS empty)"
+        )
     for label, py, env in fallback_scenarios(provider, args):
         child = run([*py, "-c", FALLBACK_CHILD, model], env=env, timeout=120)
         found = [ln for ln in child["output"].splitlines() if ln.startswith("@@")]
