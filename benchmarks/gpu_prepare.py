@@ -109,7 +109,7 @@ def train_mobilenet(work: Path) -> tuple[Any, str]:
 
 def prepare_model(name: str, out: Path, work: Path) -> dict[str, Any]:
     from edgecnn.export import ExportConfig, export_keras
-    from edgecnn.parity.run import load_predictor, sample_inputs
+    from edgecnn.parity.run import load_predictor
     from edgecnn.quantize import QuantizeConfig, quantize
     from edgecnn.runtime.classifier import Classifier, read_metadata
     from edgecnn.runtime.metadata import OutputKind
@@ -134,24 +134,19 @@ def prepare_model(name: str, out: Path, work: Path) -> dict[str, Any]:
     fp16 = quantize(fp32.path, None, QuantizeConfig.fp16(), measure_speed=False).path
     variants = {"fp32": fp32.path, "fp16": Path(fp16), "int8": Path(int8)}
 
-    x, y, described = sample_inputs(meta, data, limit=SAMPLES[name])
-    # the same pixels as uint8, so the golden file stays small (the GPU side preprocesses them itself)
-    from edgecnn.data import load_source
-
-    spec = meta.input
-    ds = load_source(
-        data,
-        split="test",
-        seed=0,
-        image_size=(spec.height, spec.width),
-        color_mode=meta.preprocess.color_mode.value,
-        limit=SAMPLES[name],
-    )
-    pixels = ds.x if ds.x.ndim == 4 else ds.x[..., None]
+    # real test images, balanced over the classes (a split's first N can hold one class only), kept as uint8
+    # pixels so the golden file stays small: the GPU side preprocesses them itself, as the engine does
+    from edgecnn.data import load_source, sample_balanced
     from edgecnn.runtime.preprocess import pixels_to_input
 
-    if not np.array_equal(pixels_to_input(pixels, meta), x):
-        raise RuntimeError(f"{name}: uint8 pixels do not reproduce the parity inputs")
+    spec = meta.input
+    full = load_source(
+        data, split="test", seed=0, image_size=(spec.height, spec.width), color_mode=meta.preprocess.color_mode.value
+    )
+    ds = sample_balanced(full, min(SAMPLES[name], len(full)), seed=0)
+    pixels = ds.x if ds.x.ndim == 4 else ds.x[..., None]
+    x, y = pixels_to_input(pixels, meta), ds.y
+    described = f"{data} (test split, {len(ds)} of {len(full)} samples, balanced over {len(np.unique(y))} classes)"
     golden: dict[str, np.ndarray] = {"pixels": pixels.astype(np.uint8), "y": np.asarray(y, np.int64)}
     keras_meta = meta
     if meta.source.get("softmax_appended"):  # the Keras side answers logits
