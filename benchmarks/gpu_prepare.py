@@ -12,9 +12,9 @@ onnxruntime's CPU provider give for every variant. ``benchmarks/gpu_check.py`` r
     python benchmarks/gpu_prepare.py --no-models --split-wheel W.whl --deps   # wheel parts + SHA256, pytest wheels
 
 Models: ``mnist-cnn`` (28×28×1, softmax), ``catsdogs-cnn`` (180×180×3, Rescaling inside, sigmoid) and
-``mobilenetv2-96`` (``keras.applications.MobileNetV2``, 96×96×3, Rescaling to [-1, 1] inside, softmax over
-the ten digits). Everything lands in a git-ignored folder (``/.gpu_check/``) small enough to travel to the
-GPU machine with the device tool (≤ 64 MiB a call, with the last wheel part).
+``mobilenetv2-96`` (``keras.applications.MobileNetV2``, width 0.35, 96×96×3, Rescaling to [-1, 1] inside,
+softmax over the ten digits, three epochs). Everything lands in a git-ignored folder (``/.gpu_check/``),
+small enough to travel to the GPU machine with the device tool (≤ 64 MiB a call, with the last wheel part).
 """
 
 from __future__ import annotations
@@ -85,22 +85,23 @@ def download_deps(out: Path, *, plots: bool = False) -> list[Path]:
 
 
 def train_mobilenet(work: Path) -> tuple[Any, str]:
-    """MobileNetV2 (no pretrained weights: nothing downloads) at 96×96 with a Rescaling to [-1, 1] inside,
-    trained one epoch on mnist5k's digits resized to 96×96 RGB (class = digit)."""
+    """MobileNetV2 (width 0.35, 0.42 M parameters; no pretrained weights: nothing downloads) at 96×96 with a
+    Rescaling to [-1, 1] inside, trained three epochs on mnist5k's digits resized to 96×96 RGB (class = digit):
+    ~88% test accuracy (~2 min on 2 cores), where one epoch still answers one class for every image."""
     import keras
 
     from edgecnn.data import load_source
 
     inputs = keras.Input((96, 96, 3), name="input")
     x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0)(inputs)
-    net = keras.applications.MobileNetV2(input_tensor=x, weights=None, classes=10, alpha=1.0)
+    net = keras.applications.MobileNetV2(input_tensor=x, weights=None, classes=10, alpha=0.35)
     model = keras.Model(inputs, net.output, name="mobilenetv2-96")
     for layer in model.layers:  # Keras' 0.999 leaves the moving statistics at their init after one short epoch
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = 0.9
     ds = load_source("mnist5k", split="train", image_size=(96, 96), color_mode="RGB")
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(ds.x.astype(np.float32), ds.y, epochs=1, batch_size=64, verbose=0)
+    model.fit(ds.x.astype(np.float32), ds.y, epochs=3, batch_size=64, verbose=0)  # 1 epoch: a constant answer
     work.mkdir(parents=True, exist_ok=True)
     path = work / "mobilenetv2-96.keras"
     model.save(path)
