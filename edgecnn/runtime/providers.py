@@ -59,11 +59,36 @@ def installed_ort_packages() -> list[str]:
     return found
 
 
-def cuda_libraries() -> dict[str, bool]:
-    """Whether the CUDA runtime, cuBLAS and cuDNN shared libraries can be found (no GPU needed to ask)."""
-    import ctypes.util
+def cuda_libraries(search_dirs: list[str] | None = None) -> dict[str, bool]:
+    """Whether the CUDA runtime, cuBLAS and cuDNN shared libraries can be found (no GPU needed to ask).
 
-    return {lib: ctypes.util.find_library(lib) is not None for lib in ("cudart", "cublas", "cudnn")}
+    ``ctypes.util.find_library`` only sees unversioned names in the linker cache; the CUDA pip packages
+    (``nvidia-cublas``, ``nvidia-cudnn-cu13``, …) ship ``libcublas.so.13`` and the like in
+    ``site-packages/nvidia/*/lib``, which onnxruntime loads itself: those folders and ``LD_LIBRARY_PATH``
+    are searched too.
+    """
+    import ctypes.util
+    import os
+    import sys
+    from pathlib import Path
+
+    dirs = list(search_dirs) if search_dirs is not None else _cuda_search_dirs(os.environ, sys.path)
+    found = {}
+    for lib in ("cudart", "cublas", "cudnn"):
+        in_dirs = any(next(Path(d).glob(f"lib{lib}.so*"), None) is not None for d in dirs if Path(d).is_dir())
+        found[lib] = in_dirs or (search_dirs is None and ctypes.util.find_library(lib) is not None)
+    return found
+
+
+def _cuda_search_dirs(environ: Any, path: list[str]) -> list[str]:
+    from pathlib import Path
+
+    dirs = [d for d in environ.get("LD_LIBRARY_PATH", "").split(":") if d]
+    for entry in path:
+        nvidia = Path(entry) / "nvidia"
+        if nvidia.is_dir():
+            dirs += [str(p) for p in nvidia.glob("*/lib")]
+    return dirs
 
 
 def diagnose_gpu_install(

@@ -287,7 +287,8 @@ def create_session(
         path,
         allow_fallback=allow_fallback,
     )
+    notes = [*plan.warnings, *notes]  # a provider not installed (allowed fallback), or one that did not load
     for note in notes:
         warnings.warn(note, UserWarning, stacklevel=2)
-    session.edgecnn_warnings = tuple(plan.warnings) + tuple(notes)
+    session.edgecnn_warnings = tuple(notes)
     return session

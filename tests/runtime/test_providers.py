@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from edgecnn.errors import ProviderError
@@ -73,3 +75,26 @@ def test_real_cuda_session(tiny_onnx) -> None:  # type: ignore[no-untyped-def]
     cpu = Classifier(tiny_onnx, provider="cpu")
     x = np.random.default_rng(0).random((4, 8, 8, 3), dtype=np.float32)
     np.testing.assert_allclose(clf.predict_proba(x), cpu.predict_proba(x), atol=1e-3)
+
+
+def test_cuda_libraries_found_as_versioned_pip_files(tmp_path: Path) -> None:
+    """The CUDA pip packages ship libcublas.so.13 etc.; find_library alone never sees them."""
+    from edgecnn.runtime.providers import cuda_libraries
+
+    (tmp_path / "cu13" / "lib").mkdir(parents=True)
+    for name in ("libcudart.so.13", "libcublas.so.13", "libcublasLt.so.13"):
+        (tmp_path / "cu13" / "lib" / name).write_bytes(b"")
+    found = cuda_libraries([str(tmp_path / "cu13" / "lib")])
+    assert found == {"cudart": True, "cublas": True, "cudnn": False}
+
+
+def test_allowed_fallback_for_a_missing_provider_warns(tiny_onnx: Path) -> None:
+    import warnings
+
+    from edgecnn import Classifier
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf = Classifier(tiny_onnx, provider="cuda", allow_fallback=True)
+    assert clf.providers == ["CPUExecutionProvider"]
+    assert any("FALLBACK" in str(w.message) for w in caught) and "FALLBACK" in clf.provider_warnings[0]
