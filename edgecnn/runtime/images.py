@@ -8,6 +8,7 @@ classification); Pillow's decompression-bomb guard stays on and its warning band
 from __future__ import annotations
 
 import os
+import re
 import stat
 import warnings
 from pathlib import Path
@@ -57,11 +58,7 @@ def load_image(
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 if img.width * img.height > max_pixels:
-                    raise ImageError(
-                        f"{path}: too large ({img.width}x{img.height} = {img.width * img.height:,} pixels, "
-                        f"limit {max_pixels:,}); possible decompression bomb",
-                        path=path,
-                    )
+                    raise _bomb(path, img.width * img.height, max_pixels)
                 if getattr(img, "n_frames", 1) > 1:
                     img.seek(0)
                 if draft_size is not None and img.format == "JPEG" and img.mode in ("RGB", "L"):
@@ -72,7 +69,10 @@ def load_image(
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageError(f"{path}: too large; possible decompression bomb ({err})", path=path) from err
+        # Pillow's own guard fired first (one wording whichever check catches it: catch_warnings is
+        # process-wide, so a decode thread may see the warning band as a plain warning, then our check)
+        found = re.search(r"\((\d+) pixels\)", str(err))
+        raise _bomb(path, int(found[1]) if found else None, max_pixels) from err
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image (unrecognised format)", path=path) from None
     except OSError as err:
@@ -82,6 +82,11 @@ def load_image(
         raise ImageError(f"{path}: cannot decode ({text})", path=path) from err
     except (ValueError, SyntaxError, EOFError, MemoryError, KeyError, IndexError, TypeError) as err:
         raise ImageError(f"{path}: cannot decode ({type(err).__name__}: {err})", path=path) from err
+
+
+def _bomb(path: Path, pixels: int | None, limit: int) -> ImageError:
+    size = f"{pixels:,} pixels" if pixels is not None else "too many pixels"
+    return ImageError(f"{path}: too large ({size}, limit {limit:,}); possible decompression bomb", path=path)
 
 
 def to_8bit(img: Image.Image, path: str | Path = "<image>") -> Image.Image:
