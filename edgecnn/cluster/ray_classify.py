@@ -1,0 +1,181 @@
+"""Classify a folder on a Ray cluster into the same resumable results file as a local run.
+
+The driver lists the folder (``walk_files``, as locally), drops the paths an earlier run already recorded
+(``ResultWriter.is_done``), and hands the pending paths to Ray Data (``from_items``): decoding happens in
+the actors with the runtime's loader, so a corrupt or unreadable file is that file's error row instead of
+a failed read task or a dropped block. Results come back in the walk's order (``preserve_order``) and go
+through the runtime's ``ResultWriter``: the same columns, error rows, ``.partial`` file, atomic rename and
+``--resume`` as the local path.
+
+Faults: actors restart and their tasks retry (set explicitly below), so a dead worker process or node
+costs time, not rows; the driver is the single point of failure and ``resume`` continues after it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgecnn.cluster.actors import ROW, WORKER, ActorSettings, ClassifyActor, decode_row, encode_item
+from edgecnn.cluster.connect import ClusterError, ClusterInfo, check_address, ray_session
+from edgecnn.errors import EdgeCNNError, InputError, ModelError, UsageError
+from edgecnn.runtime.folder import ClassifyRow, walk_files
+from edgecnn.runtime.results import ClassifySummary, ResultWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RayConfig:
+    """Where and how wide to run.
+
+    Args:
+        address: ``auto`` (``RAY_ADDRESS``, or a local cluster started for the run) or ``HOST:PORT``.
+        actors: actor pool size; None: the cluster's CPUs // ``cpus_per_actor`` (at least 1).
+        cpus_per_actor: CPUs each actor reserves, and the intra-op threads of its session.
+        rows_per_call: paths per actor call; larger amortises Ray's per-call cost, smaller loses less
+            work to a dead actor and keeps the driver's progress smooth.
+    """
+
+    address: str = "auto"
+    actors: int | None = None
+    cpus_per_actor: int = 1
+    rows_per_call: int = 256
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "address", check_address(self.address))
+        if self.actors is not None and self.actors < 1:
+            raise UsageError(f"--ray-actors must be >= 1, got {self.actors}")
+        if self.cpus_per_actor < 1:
+            raise UsageError(f"--ray-cpus-per-actor must be >= 1, got {self.cpus_per_actor}")
+        if self.rows_per_call < 1:
+            raise UsageError(f"rows_per_call must be >= 1, got {self.rows_per_call}")
+
+
+def classify_on_ray(
+    model: str | Path,
+    folder: str | Path,
+    out: str | Path,
+    config: RayConfig | None = None,
+    *,
+    resume: bool = False,
+    recursive: bool = True,
+    top_k: int = 5,
+    batch_size: int = 32,
+    workers: int | None = None,
+    on_row: Callable[[ClassifyRow], None] | None = None,
+) -> ClassifySummary:
+    """Classify every file under ``folder`` on a Ray cluster into ``out`` (.csv or .jsonl).
+
+    The folder must be readable under the same path on every node (a shared filesystem); a file a node
+    cannot read becomes that file's error row. The model needs no shared path: it is vetted here and
+    shipped to the actors as bytes.
+
+    Raises:
+        InputError: ``folder`` is not a folder, or ``out`` has an unknown suffix.
+        ModelError: the model is refused here, or failed on a batch in an actor (rows so far stay in
+            ``out.partial``; ``resume=True`` continues).
+        ClusterError: the cluster cannot be reached or lost the job.
+        MissingDependencyError: the ``[ray]`` extra is not installed.
+    """
+    from edgecnn._optional import require
+    from edgecnn.cluster.payload import ModelPayload
+    from edgecnn.runtime.classifier import Classifier
+
+    config = config or RayConfig()
+    require("ray", extra="ray")
+    writer = ResultWriter(out, resume=resume, flush_every=batch_size)
+    if not Path(folder).is_dir():
+        raise InputError(f"{folder}: not a folder", path=folder)
+    Classifier(model, provider="cpu", threads=1, tuning=False).close()  # metadata and session, on the driver
+    payload = ModelPayload.from_path(model)
+    pending = [encode_item(p, e) for p, e in walk_files(folder, recursive) if not writer.is_done(p)]
+    settings = ActorSettings(threads=config.cpus_per_actor, top_k=top_k, batch_size=batch_size, workers=workers)
+    with ray_session(config.address) as info:
+        actors = config.actors or max(1, int(info.cpus // config.cpus_per_actor))
+        t0 = time.perf_counter()
+        used: set[str] = set()
+        with writer:
+            for row, worker in _run(pending, payload, settings, config, actors):
+                writer.write(row)
+                used.add(worker)
+                if on_row is not None:
+                    on_row(row)
+            writer.commit()
+        seconds = time.perf_counter() - t0
+    return writer.summary(seconds, cluster=_cluster_summary(info, config, actors, used))
+
+
+def _run(
+    pending: list[dict[str, Any]], payload: Any, settings: ActorSettings, config: RayConfig, actors: int
+) -> Any:
+    """Yield (row, worker) in the walk's order from an actor pool running ``ClassifyActor``."""
+    if not pending:
+        return
+    import ray
+    from ray.data import ActorPoolStrategy, DataContext
+
+    ctx = DataContext.get_current()
+    ctx.execution_options.preserve_order = True  # the local run's order: the two outputs diff cleanly
+    ctx.enable_progress_bars = False  # the driver shows its own bar
+    ctx.print_on_execution_start = False
+    blocks = max(1, math.ceil(len(pending) / config.rows_per_call))
+    ds = ray.data.from_items(pending, override_num_blocks=blocks)
+    with warnings.catch_warnings():
+        # Ray 2.60 has no named parameter for actor fault tolerance yet and flags **ray_remote_args as
+        # deprecated; its defaults are the same, but the retry contract is ours, so it is stated here.
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*", category=DeprecationWarning)
+        ds = ds.map_batches(
+            ClassifyActor,
+            fn_constructor_args=(ray.put(payload), settings),
+            batch_size=config.rows_per_call,
+            batch_format="numpy",
+            compute=ActorPoolStrategy(size=actors),
+            num_cpus=config.cpus_per_actor,
+            max_restarts=-1,  # a dead actor (worker process or node) is recreated ...
+            max_task_retries=-1,  # ... and its unfinished batches run again: no row is lost
+        )
+    try:
+        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            for text, worker in zip(batch[ROW], batch[WORKER], strict=True):
+                yield decode_row(str(text)), str(worker)
+    except EdgeCNNError:
+        raise
+    except Exception as err:  # Ray wraps what an actor raised; give the user the edgecnn error inside
+        raise _unwrap(err) from err
+
+
+def _unwrap(err: BaseException) -> EdgeCNNError:
+    """The edgecnn error an actor raised (ModelError for a failing model), else a ClusterError."""
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, EdgeCNNError):
+            return type(cause)(str(cause), path=cause.path)
+        inner = getattr(cause, "cause", None)
+        cause = inner if isinstance(inner, BaseException) else (cause.__cause__ or cause.__context__)
+    text = str(err).strip().splitlines()
+    if "ModelError" in str(err):  # the error's type did not survive the trip: keep its message
+        line = next((t for t in text if "ModelError" in t), text[-1] if text else "")
+        return ModelError(line.split("ModelError:", 1)[-1].strip())
+    return ClusterError(f"the Ray job failed: {text[0] if text else type(err).__name__}")
+
+
+def _cluster_summary(info: ClusterInfo, config: RayConfig, actors: int, used: set[str]) -> dict[str, Any]:
+    return {
+        "address": info.address,
+        "started_here": info.started_here,
+        "nodes": info.nodes,
+        "cpus": info.cpus,
+        "actors": actors,
+        "cpus_per_actor": config.cpus_per_actor,
+        "nodes_used": len({w.split(":", 1)[0] for w in used}),
+        "actor_processes_used": len(used),
+    }
