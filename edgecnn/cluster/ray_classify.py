@@ -112,9 +112,7 @@ def classify_on_ray(
     return writer.summary(seconds, cluster=_cluster_summary(info, config, actors, used))
 
 
-def _run(
-    pending: list[dict[str, Any]], payload: Any, settings: ActorSettings, config: RayConfig, actors: int
-) -> Any:
+def _run(pending: list[dict[str, Any]], payload: Any, settings: ActorSettings, config: RayConfig, actors: int) -> Any:
     """Yield (row, worker) in the walk's order from an actor pool running ``ClassifyActor``."""
     if not pending:
         return
