@@ -20,6 +20,8 @@ from edgecnn.errors import EdgeCNNError, UsageError
 
 log = logging.getLogger(__name__)
 
+LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray treats localhost as localhost, not as a LAN IP
+
 
 class ClusterError(EdgeCNNError):
     """The Ray cluster cannot be reached, refuses the driver, or lost the job (exit 3)."""
@@ -60,9 +62,13 @@ def ray_session(address: str) -> Iterator[ClusterInfo]:
     """
     from edgecnn._optional import require
 
-    ray = require("ray", extra="ray")
     address = check_address(address)
+    if address == "auto" or is_loopback(address):
+        # Ray rewrites a loopback address to this machine's outward IP before connecting, which a cluster
+        # bound to 127.0.0.1 never answers; this switch (read when ray is imported) keeps it loopback.
+        os.environ.setdefault(LOOPBACK_SWITCH, "0")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray = require("ray", extra="ray")
     if ray.is_initialized():  # the caller's own Ray session: use it, leave it running
         yield _describe(ray, "existing ray.init() session", started_here=False)
         return
@@ -82,6 +88,12 @@ def ray_session(address: str) -> Iterator[ClusterInfo]:
         yield _describe(ray, target or "local (started for this run)", started_here=not target)
     finally:
         ray.shutdown()
+
+
+def is_loopback(address: str) -> bool:
+    """Whether ``HOST:PORT`` names this machine's loopback interface."""
+    host = address.rpartition(":")[0].strip("[]")
+    return host == "localhost" or host == "::1" or host.startswith("127.")
 
 
 def _describe(ray: Any, address: str, *, started_here: bool) -> ClusterInfo:

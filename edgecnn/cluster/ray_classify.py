@@ -24,7 +24,7 @@ from typing import Any
 
 from edgecnn.cluster.actors import ROW, WORKER, ActorSettings, ClassifyActor, decode_row, encode_item
 from edgecnn.cluster.connect import ClusterError, ClusterInfo, check_address, ray_session
-from edgecnn.errors import EdgeCNNError, InputError, ModelError, UsageError
+from edgecnn.errors import EdgeCNNError, InputError, UsageError
 from edgecnn.runtime.folder import ClassifyRow, walk_files
 from edgecnn.runtime.results import ClassifySummary, ResultWriter
 
@@ -123,7 +123,9 @@ def _run(pending: list[dict[str, Any]], payload: Any, settings: ActorSettings, c
     ctx.execution_options.preserve_order = True  # the local run's order: the two outputs diff cleanly
     ctx.enable_progress_bars = False  # the driver shows its own bar
     ctx.print_on_execution_start = False
-    blocks = max(1, math.ceil(len(pending) / config.rows_per_call))
+    per_call = max(1, min(config.rows_per_call, math.ceil(len(pending) / actors)))  # a small folder: every actor
+    blocks = math.ceil(len(pending) / per_call)
+    actors = min(actors, blocks)  # an actor without a block would only cost a session
     ds = ray.data.from_items(pending, override_num_blocks=blocks)
     with warnings.catch_warnings():
         # Ray 2.60 has no named parameter for actor fault tolerance yet and flags **ray_remote_args as
@@ -132,7 +134,7 @@ def _run(pending: list[dict[str, Any]], payload: Any, settings: ActorSettings, c
         ds = ds.map_batches(
             ClassifyActor,
             fn_constructor_args=(ray.put(payload), settings),
-            batch_size=config.rows_per_call,
+            batch_size=per_call,
             batch_format="numpy",
             compute=ActorPoolStrategy(size=actors),
             num_cpus=config.cpus_per_actor,
@@ -150,20 +152,38 @@ def _run(pending: list[dict[str, Any]], payload: Any, settings: ActorSettings, c
 
 
 def _unwrap(err: BaseException) -> EdgeCNNError:
-    """The edgecnn error an actor raised (ModelError for a failing model), else a ClusterError."""
-    seen: set[int] = set()
-    cause: BaseException | None = err
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
+    """The edgecnn error an actor raised (ModelError for a failing model), else a ClusterError.
+
+    Ray Data passes a UDF's exception back as text (its type does not survive the trip): the last
+    ``SomeError: message`` line of the remote traceback that names an edgecnn error is the one.
+    """
+    import re
+
+    from edgecnn import errors
+
+    for cause in _chain(err):
         if isinstance(cause, EdgeCNNError):
             return type(cause)(str(cause), path=cause.path)
+    found: EdgeCNNError | None = None
+    for line in str(err).splitlines():
+        match = re.match(r"^(?:edgecnn\.errors\.)?([A-Z]\w*Error): (.+)$", line.strip())
+        cls = getattr(errors, match.group(1), None) if match else None
+        if match and isinstance(cls, type) and issubclass(cls, EdgeCNNError):
+            found = cls(match.group(2).strip())
+    if found is not None:
+        return found
+    first = next((t for t in str(err).strip().splitlines() if t.strip()), type(err).__name__)
+    return ClusterError(f"the Ray job failed: {first}")
+
+
+def _chain(err: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    cause: BaseException | None = err
+    while cause is not None and all(cause is not s for s in seen):
+        seen.append(cause)
         inner = getattr(cause, "cause", None)
         cause = inner if isinstance(inner, BaseException) else (cause.__cause__ or cause.__context__)
-    text = str(err).strip().splitlines()
-    if "ModelError" in str(err):  # the error's type did not survive the trip: keep its message
-        line = next((t for t in text if "ModelError" in t), text[-1] if text else "")
-        return ModelError(line.split("ModelError:", 1)[-1].strip())
-    return ClusterError(f"the Ray job failed: {text[0] if text else type(err).__name__}")
+    return seen
 
 
 def _cluster_summary(info: ClusterInfo, config: RayConfig, actors: int, used: set[str]) -> dict[str, Any]:
