@@ -35,10 +35,6 @@ class ActorSettings:
     workers: int | None = None  # decode threads; None: the runtime's default for the node
 
 
-def encode_item(path: str, walk_error: str | None) -> dict[str, Any]:
-    return {PATH: os.fsencode(path), WALK_ERROR: walk_error or ""}
-
-
 def encode_row(row: ClassifyRow) -> str:
     data = row.to_dict()
     return json.dumps(data, ensure_ascii=True)  # ASCII escapes carry lone surrogates both ways
