@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.errors import EdgeCNNError, ModelError
+from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime.folder import ClassifyRow
 
 ROW = "row"  # output column: one JSON record per file (keeps undecodable names and exact floats)
@@ -64,6 +64,7 @@ class ClassifyActor:
         if isinstance(payload, ray.ObjectRef):
             payload = ray.get(payload)
         self.settings = settings
+        self.source = payload.source
         self._model = payload.materialize()
         self.clf = Classifier(
             self._model,
@@ -84,13 +85,11 @@ class ClassifyActor:
                 encode_row(r)
                 for r in classify_paths(self.clf, items, top_k=s.top_k, batch_size=s.batch_size, workers=s.workers)
             ]
-        except EdgeCNNError:
-            raise
-        except Exception as err:
-            if not type(err).__module__.startswith("onnxruntime"):
-                raise  # a bug: keep its traceback
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ModelError(f"{self.clf.path.name}: onnxruntime failed to run a batch: {first}") from None
+        except EdgeCNNError as err:  # a failing model: name the user's file, not this actor's private copy
+            text = str(err)
+            for private in {str(self._model.resolve()), str(self._model)}:
+                text = text.replace(private, self.source)
+            raise type(err)(text) from None
         return {ROW: np.array(rows, dtype=object), WORKER: np.array([self.worker] * len(rows), dtype=object)}
 
     def __del__(self) -> None:

@@ -23,6 +23,7 @@ class ModelPayload:
 
     name: str
     files: tuple[tuple[str, bytes], ...]
+    source: str = ""  # the path on the driver, for messages
 
     @property
     def nbytes(self) -> int:
@@ -41,7 +42,7 @@ class ModelPayload:
         files = [(resolved.name, resolved.read_bytes())]
         for location in sorted(_external_locations(model)):
             files.append((location, (resolved.parent / location).read_bytes()))
-        payload = cls(resolved.name, tuple(files))
+        payload = cls(resolved.name, tuple(files), source=str(path))
         if payload.nbytes > MAX_PAYLOAD_BYTES:
             raise ModelError(
                 f"{path}: model and external data are {payload.nbytes:,} bytes, too large to ship through "
