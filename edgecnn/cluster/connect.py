@@ -76,8 +76,8 @@ def ray_session(address: str) -> Iterator[ClusterInfo]:
     kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
     if target:
         kwargs["address"] = target
-    else:
-        os.environ.setdefault("RAY_AUTH_MODE", "token")  # Ray's default for a new local cluster, said out loud
+    else:  # token auth: Ray's default for the cluster ray.init starts (RAY_AUTH_MODE must be set before ray is
+        # imported to take effect in this process, so it is left to Ray rather than set here)
         kwargs.update(address="local", include_dashboard=False, _node_ip_address="127.0.0.1")
     try:
         ray.init(**kwargs)

@@ -48,3 +48,23 @@ def test_local_only_options_with_ray_exit_2(tiny_onnx: Path, tmp_path: Path) -> 
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
     assert "--ray-cpus-per-actor" in result.output
+
+
+@pytest.mark.needs_ray
+@pytest.mark.slow
+def test_ray_auto_starts_a_local_cluster_with_token_auth(tiny_onnx: Path, tmp_path: Path) -> None:
+    """--ray auto without RAY_ADDRESS: a local cluster for the run (Ray writes its token under $HOME)."""
+    import os
+
+    for i in range(5):
+        write_png(tmp_path / "imgs" / f"{i}.png", seed=i)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(HOME=str(tmp_path / "home"), PYTHONPATH=str(REPO), RAY_USAGE_STATS_ENABLED="0")
+    out = tmp_path / "r.csv"
+    args = [str(tmp_path / "imgs"), "-m", str(tiny_onnx), "-o", str(out), "--ray", "auto", "--ray-actors", "1"]
+    cmd = [sys.executable, "-m", "edgecnn", "classify", *args]
+    rc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
+    assert rc.returncode == 0, rc.stderr
+    assert out.read_text().count("\n") == 6
+    assert "local (started for this run)" in rc.stdout
+    assert (tmp_path / "home" / ".ray" / "auth_token").is_file()  # token auth was on
