@@ -31,7 +31,7 @@ def _required(name: str) -> bool:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if _required("EDGECNN_REQUIRE_TF") and not HAS_TF:
         raise pytest.UsageError("EDGECNN_REQUIRE_TF=1 but TensorFlow/tf2onnx cannot be found")
-    if os.environ.get("EDGECNN_REQUIRE_RAY", "") not in ("", "0") and not HAS_RAY:
+    if _required("EDGECNN_REQUIRE_RAY") and not HAS_RAY:
         raise pytest.UsageError("EDGECNN_REQUIRE_RAY=1 but ray cannot be found (pip install 'edgecnn[ray]')")
     has_cuda = _has_cuda()
     if _required("EDGECNN_REQUIRE_GPU") and not has_cuda:  # a GPU run must not pass by skipping every GPU test
