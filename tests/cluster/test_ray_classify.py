@@ -30,6 +30,15 @@ def _jsonl(path: Path) -> list[dict]:  # type: ignore[type-arg]
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
+def _stable(error: str | None) -> str | None:
+    """The error text, except the one part that varies between runs even locally: images.load_image turns
+    Pillow's bomb warning into an error with ``warnings.catch_warnings``, which is not thread-safe, so with
+    several decode threads the bomb is reported by either of two checks (two wordings, same verdict)."""
+    if error and "possible decompression bomb" in error:
+        return error.split(": too large", 1)[0] + ": too large; possible decompression bomb"
+    return error
+
+
 def _photos(root: Path, n: int, size: tuple[int, int] = (48, 40)) -> Path:
     rng = np.random.default_rng(0)
     root.mkdir(parents=True, exist_ok=True)
@@ -56,7 +65,7 @@ def test_hostile_folder_gives_the_local_rows(ray_cluster, tiny_onnx: Path, tmp_p
     assert [r["path"] for r in got] == [r["path"] for r in want]  # the same order: the files diff cleanly
     assert len({r["path"] for r in got}) == len(got) == len(expect)
     for w, g in zip(want, got, strict=True):
-        assert (g["label"], g["error_type"], g["error"]) == (w["label"], w["error_type"], w["error"]), g["path"]
+        assert (g["label"], g["error_type"], _stable(g["error"])) == (w["label"], w["error_type"], _stable(w["error"]))
         if w["score"] is not None:
             assert g["score"] == pytest.approx(w["score"], abs=1e-6)
             assert [lab for lab, _ in g["top_k"]] == [lab for lab, _ in w["top_k"]]
