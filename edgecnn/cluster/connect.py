@@ -83,7 +83,13 @@ def ray_session(address: str) -> Iterator[ClusterInfo]:
         ray.init(**kwargs)
     except Exception as err:  # Ray raises ConnectionError, AuthenticationError, RuntimeError, ...
         where = target or "a new local cluster"
-        raise ClusterError(f"cannot connect to Ray at {where}: {_first_line(err)}") from err
+        hint = (
+            "; check the address, and for a cluster with token authentication set RAY_AUTH_MODE=token and "
+            "RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH) to its token"
+            if target
+            else ""
+        )
+        raise ClusterError(f"cannot connect to Ray at {where}: {_first_line(err)}{hint}") from err
     try:
         yield _describe(ray, target or "local (started for this run)", started_here=not target)
     finally:
