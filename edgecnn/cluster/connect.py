@@ -63,16 +63,17 @@ def ray_session(address: str) -> Iterator[ClusterInfo]:
     from edgecnn._optional import require
 
     address = check_address(address)
-    if address == "auto" or is_loopback(address):
+    target = os.environ.get("RAY_ADDRESS") if address == "auto" else address
+    if not target or is_loopback(target):
         # Ray rewrites a loopback address to this machine's outward IP before connecting, which a cluster
-        # bound to 127.0.0.1 never answers; this switch (read when ray is imported) keeps it loopback.
+        # bound to 127.0.0.1 never answers; this switch (read when ray is imported) keeps it loopback. Not
+        # for a remote cluster: there the driver must advertise an address the other nodes can reach.
         os.environ.setdefault(LOOPBACK_SWITCH, "0")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray = require("ray", extra="ray")
     if ray.is_initialized():  # the caller's own Ray session: use it, leave it running
         yield _describe(ray, "existing ray.init() session", started_here=False)
         return
-    target = os.environ.get("RAY_ADDRESS") if address == "auto" else address
     kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
     if target:
         kwargs["address"] = target
