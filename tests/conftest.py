@@ -8,6 +8,7 @@ import os
 import pytest
 
 HAS_TF = importlib.util.find_spec("tensorflow") is not None and importlib.util.find_spec("tf2onnx") is not None
+HAS_RAY = importlib.util.find_spec("ray") is not None
 
 
 def _available_providers() -> list[str]:
@@ -30,6 +31,8 @@ def _required(name: str) -> bool:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if _required("EDGECNN_REQUIRE_TF") and not HAS_TF:
         raise pytest.UsageError("EDGECNN_REQUIRE_TF=1 but TensorFlow/tf2onnx cannot be found")
+    if _required("EDGECNN_REQUIRE_RAY") and not HAS_RAY:
+        raise pytest.UsageError("EDGECNN_REQUIRE_RAY=1 but ray cannot be found (pip install 'edgecnn[ray]')")
     has_cuda = _has_cuda()
     if _required("EDGECNN_REQUIRE_GPU") and not has_cuda:  # a GPU run must not pass by skipping every GPU test
         raise pytest.UsageError(
@@ -39,11 +42,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         )
     skip_tf = pytest.mark.skip(reason="needs the [export] extra (TensorFlow, tf2onnx)")
     skip_gpu = pytest.mark.skip(reason="needs onnxruntime's CUDAExecutionProvider")
+    skip_ray = pytest.mark.skip(reason="needs the [ray] extra (ray[data])")
     for item in items:
         if "needs_tf" in item.keywords and not HAS_TF:
             item.add_marker(skip_tf)
         if "gpu" in item.keywords and not has_cuda:
             item.add_marker(skip_gpu)
+        if "needs_ray" in item.keywords and not HAS_RAY:
+            item.add_marker(skip_ray)
 
 
 # -- shared fixtures -----------------------------------------------------------------------------

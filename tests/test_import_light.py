@@ -1,4 +1,4 @@
-"""The runtime stays light: no TensorFlow, Keras, tf2onnx, matplotlib or the quantizer after
+"""The runtime stays light: no TensorFlow, Keras, tf2onnx, matplotlib, the quantizer or ray after
 `import edgecnn`, `edgecnn --help` and a prediction (typer's test_rich_import.py pattern)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("tensorflow", "keras", "tf2onnx", "matplotlib", "onnxruntime.quantization")
+HEAVY = ("tensorflow", "keras", "tf2onnx", "matplotlib", "onnxruntime.quantization", "ray")
 
 PROBE = """
 import sys, runpy

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from edgecnn.cli._app import app, exits_on_error
+from edgecnn.errors import UsageError
 from edgecnn.runtime.providers import Provider
 
 
@@ -29,13 +30,27 @@ def classify_command(
         str, typer.Option(help="Engine mode: latency (one session) or throughput (parallel streams).")
     ] = "latency",
     json_summary: Annotated[Path | None, typer.Option(help="Write the run summary as JSON.")] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Run on a Ray cluster: 'auto' (RAY_ADDRESS, or a local cluster for the run) or HOST:PORT. "
+            "Needs pip install 'edgecnn[ray]' and FOLDER at the same path on every node.",
+        ),
+    ] = None,
+    ray_actors: Annotated[
+        int | None, typer.Option(help="Actors (model sessions) on the cluster; default: its CPUs // per-actor.")
+    ] = None,
+    ray_cpus_per_actor: Annotated[int, typer.Option(help="CPUs (inference threads) per actor.")] = 1,
 ) -> None:
     """Classify every file under FOLDER; unreadable or non-image files become error rows (exit 0)."""
     from edgecnn import report
     from edgecnn.runtime.classifier import Classifier
     from edgecnn.runtime.folder import classify_to_file
 
-    clf = Classifier(model, provider=provider, threads=threads, mode=mode)
+    if ray is not None and (threads is not None or mode != "latency" or provider not in (Provider.auto, Provider.cpu)):
+        raise UsageError("--ray runs CPU sessions sized by --ray-cpus-per-actor: drop --threads, --mode, --provider")
     progress = None
     on_row = None
     if sys.stderr.isatty():
@@ -54,18 +69,16 @@ def classify_command(
         def on_row(_row: object) -> None:
             progress.advance(task)  # type: ignore[union-attr]
 
+    common = {"resume": resume, "recursive": recursive, "on_row": on_row, "top_k": top_k, "batch_size": batch}
     try:
-        summary = classify_to_file(
-            clf,
-            folder,
-            out,
-            resume=resume,
-            recursive=recursive,
-            on_row=on_row,
-            top_k=top_k,
-            batch_size=batch,
-            workers=workers,
-        )
+        if ray is not None:
+            from edgecnn.cluster import RayConfig, classify_on_ray
+
+            config = RayConfig(ray, actors=ray_actors, cpus_per_actor=ray_cpus_per_actor)
+            summary = classify_on_ray(model, folder, out, config, workers=workers, **common)
+        else:
+            clf = Classifier(model, provider=provider, threads=threads, mode=mode)
+            summary = classify_to_file(clf, folder, out, workers=workers, **common)
     finally:
         if progress is not None:
             progress.stop()
@@ -78,7 +91,18 @@ def classify_command(
             ("resumed from earlier run", summary.resumed),
             ("images/s", round(summary.images_per_second, 1)),
             ("results", summary.out),
+            *_cluster_lines(summary.cluster),
         ],
     )
     if json_summary:
         report.write_json(json_summary, summary)
+
+
+def _cluster_lines(cluster: dict[str, object] | None) -> list[tuple[str, object]]:
+    if not cluster:
+        return []
+    return [
+        ("ray cluster", cluster["address"]),
+        ("nodes (used / alive)", f"{cluster['nodes_used']} / {cluster['nodes']}"),
+        ("actors (cpus each)", f"{cluster['actors']} ({cluster['cpus_per_actor']})"),
+    ]

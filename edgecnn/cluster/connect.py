@@ -1,0 +1,114 @@
+"""Connect the driver to a Ray cluster, or start a local one for the run, with safe defaults.
+
+``auto`` joins the cluster named by ``RAY_ADDRESS`` or starts a local cluster that lives for the run:
+loopback only, no dashboard, no usage statistics, Ray's token authentication on (Ray's default for new
+local clusters since 2.59; never turned off here). ``HOST:PORT`` joins an existing cluster; Ray only sends
+a token to an explicit address when ``RAY_AUTH_MODE=token`` is set, so a cluster that requires one needs
+``RAY_AUTH_MODE=token`` plus ``RAY_AUTH_TOKEN`` / ``RAY_AUTH_TOKEN_PATH`` (or ``~/.ray/auth_token``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from edgecnn.errors import EdgeCNNError, UsageError
+
+log = logging.getLogger(__name__)
+
+LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray treats localhost as localhost, not as a LAN IP
+
+
+class ClusterError(EdgeCNNError):
+    """The Ray cluster cannot be reached, refuses the driver, or lost the job (exit 3)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterInfo:
+    """Which cluster a run used: for the summary."""
+
+    address: str
+    started_here: bool  # a local cluster started for this run (and stopped after it)
+    nodes: int  # alive nodes when the run started
+    cpus: float  # CPUs the cluster offers
+
+
+def check_address(address: str) -> str:
+    """``auto`` or ``HOST:PORT`` (``ray://`` client addresses are not supported: Ray Data needs a driver).
+
+    Raises:
+        UsageError: anything else.
+    """
+    address = address.strip()
+    if address == "auto":
+        return address
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or "://" in address:
+        raise UsageError(f"--ray: expected 'auto' or HOST:PORT of a Ray cluster's head (GCS), got {address!r}")
+    return address
+
+
+@contextmanager
+def ray_session(address: str) -> Iterator[ClusterInfo]:
+    """Be connected to a cluster for the block; disconnect (and stop a cluster started here) after it.
+
+    Raises:
+        UsageError: a malformed address.
+        ClusterError: Ray cannot connect or start (the message carries Ray's reason).
+    """
+    from edgecnn._optional import require
+
+    address = check_address(address)
+    target = os.environ.get("RAY_ADDRESS") if address == "auto" else address
+    if not target or is_loopback(target):
+        # Ray rewrites a loopback address to this machine's outward IP before connecting, which a cluster
+        # bound to 127.0.0.1 never answers; this switch (read when ray is imported) keeps it loopback. Not
+        # for a remote cluster: there the driver must advertise an address the other nodes can reach.
+        os.environ.setdefault(LOOPBACK_SWITCH, "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray = require("ray", extra="ray")
+    if ray.is_initialized():  # the caller's own Ray session: use it, leave it running
+        yield _describe(ray, "existing ray.init() session", started_here=False)
+        return
+    kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
+    if target:
+        kwargs["address"] = target
+    else:  # token auth: Ray's default for the cluster ray.init starts (RAY_AUTH_MODE must be set before ray is
+        # imported to take effect in this process, so it is left to Ray rather than set here)
+        kwargs.update(address="local", include_dashboard=False, _node_ip_address="127.0.0.1")
+    try:
+        ray.init(**kwargs)
+    except Exception as err:  # Ray raises ConnectionError, AuthenticationError, RuntimeError, ...
+        where = target or "a new local cluster"
+        hint = (
+            "; check the address, and for a cluster with token authentication set RAY_AUTH_MODE=token and "
+            "RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH) to its token"
+            if target
+            else ""
+        )
+        raise ClusterError(f"cannot connect to Ray at {where}: {_first_line(err)}{hint}") from err
+    try:
+        yield _describe(ray, target or "local (started for this run)", started_here=not target)
+    finally:
+        ray.shutdown()
+
+
+def is_loopback(address: str) -> bool:
+    """Whether ``HOST:PORT`` names this machine's loopback interface."""
+    host = address.rpartition(":")[0].strip("[]")
+    return host == "localhost" or host == "::1" or host.startswith("127.")
+
+
+def _describe(ray: Any, address: str, *, started_here: bool) -> ClusterInfo:
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    cpus = float(ray.cluster_resources().get("CPU", 0.0))
+    return ClusterInfo(address=address, started_here=started_here, nodes=len(nodes), cpus=cpus)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
