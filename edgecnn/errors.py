@@ -16,6 +16,7 @@
     ├── ExportError                      exit 3   no conversion strategy worked
     ├── QuantizeError                    exit 3   quantization could not produce a model
     ├── ProviderError                    exit 3   execution provider asked for is not available
+    ├── ClusterError                     exit 3   a Ray cluster cannot be reached, refuses us, or lost the job
     └── MissingDependencyError (also ImportError) exit 3  names the extra to install
 
 Messages say what went wrong, where, and what to do. Context travels as attributes (``exc.path``)
@@ -105,6 +106,10 @@ class ProviderError(EdgeCNNError):
     """The execution provider asked for is not available."""
 
 
+class ClusterError(EdgeCNNError):
+    """The Ray cluster cannot be reached, refuses the driver, or lost the job."""
+
+
 class MissingDependencyError(EdgeCNNError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
 
@@ -113,6 +118,7 @@ __all__ = [
     "AccuracyBudgetError",
     "BenchGateError",
     "CheckFailed",
+    "ClusterError",
     "EdgeCNNError",
     "ExportError",
     "ImageError",

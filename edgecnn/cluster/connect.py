@@ -16,15 +16,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from edgecnn.errors import EdgeCNNError, UsageError
+from edgecnn.errors import ClusterError, UsageError
 
 log = logging.getLogger(__name__)
 
 LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray treats localhost as localhost, not as a LAN IP
-
-
-class ClusterError(EdgeCNNError):
-    """The Ray cluster cannot be reached, refuses the driver, or lost the job (exit 3)."""
 
 
 @dataclass(frozen=True, slots=True)
