@@ -66,11 +66,14 @@ def ray_session(address: str) -> Iterator[ClusterInfo]:
         # for a remote cluster: there the driver must advertise an address the other nodes can reach.
         os.environ.setdefault(LOOPBACK_SWITCH, "0")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    quiet = os.environ.get("EDGECNN_DEBUG", "") in ("", "0")  # Ray's INFO/WARNING chatter; --debug keeps it
+    if quiet:
+        os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")  # read when Ray Data configures its loggers
     ray = require("ray", extra="ray")
     if ray.is_initialized():  # the caller's own Ray session: use it, leave it running
         yield _describe(ray, "existing ray.init() session", started_here=False)
         return
-    kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
+    kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR if quiet else logging.INFO}
     if target:
         kwargs["address"] = target
     else:  # token auth: Ray's default for the cluster ray.init starts (RAY_AUTH_MODE must be set before ray is

@@ -162,7 +162,6 @@ def test_catsdogs_variants_run_through_classifier(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_accuracy_budget_keeps_the_fastest_within_budget(mnist_onnx: Path, tmp_path: Path) -> None:
-    from edgecnn.errors import AccuracyBudgetError
     from edgecnn.quantize import search_within_budget
 
     result = search_within_budget(
