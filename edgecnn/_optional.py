@@ -26,7 +26,7 @@ _EXTRA_FOR = {
     "mlxtend": "train",
     "starlette": "serve",
     "uvicorn": "serve",
-    "multipart": "serve",
+    "python_multipart": "serve",
 }
 
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 
 def _require_extra() -> None:
-    for module in ("starlette", "uvicorn", "multipart"):
+    for module in ("starlette", "uvicorn", "python_multipart"):
         require(module, extra="serve")
 
 

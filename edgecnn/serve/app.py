@@ -135,6 +135,8 @@ class Server:
         @functools.wraps(handler)
         async def wrapped(request: Request) -> Response:
             start = time.perf_counter()
+            counted = route != "/metrics"
+            self.metrics.in_flight += counted
             try:
                 response = await handler(request)
             except HTTPProblem as err:
@@ -143,6 +145,8 @@ class Server:
                 response = self._problem(_classify_input_error(err))
             except EdgeCNNError as err:
                 response = self._problem(HTTPProblem(500, "model_error", str(err)))
+            finally:
+                self.metrics.in_flight -= counted
             self.metrics.requests.observe(time.perf_counter() - start, route, str(response.status_code))
             return response
 

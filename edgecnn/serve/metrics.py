@@ -100,12 +100,16 @@ class Metrics:
         )
         self.errors = Counter("edgecnn_errors_total", "Requests answered with an error, by kind.", ("kind",))
         self.queue_depth: dict[str, Callable[[], int]] = {}
+        self.in_flight = 0  # requests received and not yet answered (/metrics itself excluded)
 
     def render(self) -> str:
         lines: list[str] = []
         for series in (self.requests, self.batch_size, self.batch_seconds, self.errors):
             lines += series.render()
         lines += [
+            "# HELP edgecnn_requests_in_flight Requests received and not yet answered.",
+            "# TYPE edgecnn_requests_in_flight gauge",
+            f"edgecnn_requests_in_flight {self.in_flight}",
             "# HELP edgecnn_queue_depth Samples waiting for a model run.",
             "# TYPE edgecnn_queue_depth gauge",
         ]
