@@ -14,7 +14,7 @@ from pathlib import Path
 from edgecnn._fs import atomic_path, sha256_file
 from edgecnn._version import __version__
 from edgecnn.errors import MetadataError, UsageError
-from edgecnn.runtime.contract import GraphSignature, check_contract
+from edgecnn.runtime.contract import GraphSignature, contract_problems
 from edgecnn.runtime.metadata import (
     ColorMode,
     InputSpec,
@@ -90,7 +90,13 @@ def annotate(src: str | Path, dst: str | Path, config: AnnotateConfig) -> ModelM
     src, dst = Path(src), Path(dst)
     _, model = vet_model(src)
     meta = _metadata(model, src, config)
-    check_contract(model, meta, src)
+    problems = contract_problems(model, meta)
+    if problems:
+        raise MetadataError(
+            f"{src}: the graph contradicts what annotate was told: {'; '.join(problems)}; "
+            "check --layout, --size and --labels (and --output) against the model",
+            path=src,
+        )
     model = onnx.load(str(src))  # now with any external data, to write one self-contained file
     embed_metadata(model, meta)
     with atomic_path(dst, suffix=".onnx") as tmp:
