@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from starlette.routing import Route
 from edgecnn._version import __version__
 from edgecnn.errors import EdgeCNNError, ImageError, InputError, UsageError
 from edgecnn.runtime.classifier import Classifier
+from edgecnn.runtime.engine import EngineSettings
 from edgecnn.runtime.preprocess import check_batch
 from edgecnn.serve import protocol_v2 as v2
 from edgecnn.serve.batching import Batcher, QueueFull
@@ -71,7 +72,11 @@ def load_models(models: Sequence[str | Path] | Mapping[str, Classifier], config:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise UsageError(f"serve: several models are named {dupes}; a model's name is its file name")
-        loaded = {n: Classifier(p, config.provider, config.threads) for n, p in zip(names, models, strict=True)}
+        settings = None if config.spin is None else EngineSettings(threads=config.threads, spin=config.spin)
+        loaded = {
+            n: Classifier(p, config.provider, config.threads, settings=settings)
+            for n, p in zip(names, models, strict=True)
+        }
     if not loaded:
         raise UsageError("serve: give at least one .onnx model")
     return loaded
@@ -202,6 +207,15 @@ class Server:
             return await upload.read()
         return body
 
+    @contextlib.contextmanager
+    def _arriving(self, entry: ModelEntry) -> Iterator[None]:
+        """Count a request as on its way to ``entry``'s batcher while its body is read and decoded."""
+        entry.batcher.arriving += 1
+        try:
+            yield
+        finally:
+            entry.batcher.arriving -= 1
+
     async def _answer(self, entry: ModelEntry, x: np.ndarray) -> np.ndarray:
         try:
             return await asyncio.wait_for(entry.batcher.submit(x), self.config.request_timeout_s)
@@ -263,10 +277,11 @@ class Server:
 
     async def v2_infer(self, request: Request) -> Response:
         entry = self._entry(request)
-        body = await self._body(request)
         meta = entry.classifier.metadata
-        parsed = v2.parse_infer_request(body, request.headers.get(v2.HEADER_LENGTH), meta)
-        x = check_batch(parsed.array, meta.input)  # NaN/Inf refused here, before it can share a batch
+        with self._arriving(entry):
+            body = await self._body(request)
+            parsed = v2.parse_infer_request(body, request.headers.get(v2.HEADER_LENGTH), meta)
+            x = check_batch(parsed.array, meta.input)  # NaN/Inf refused here, before it can share a batch
         probs = await self._answer(entry, x)
         content, headers = v2.encode_infer_response(entry.name, parsed, probs)
         return Response(content, headers=headers)

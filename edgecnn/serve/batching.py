@@ -4,7 +4,9 @@ A ``Batcher`` owns one model. ``submit`` puts a preprocessed array of n >= 1 sam
 waits; ``workers`` collector tasks each take the first waiting item, gather more until ``max_batch`` samples
 or ``max_delay_ms`` have passed, run ``Classifier.predict_proba`` once on the stack in a worker thread (the
 event loop stays free) and hand every request its own rows. A full queue refuses at once (QueueFull → 503).
-A batch that fails is retried one request at a time, so one bad input cannot fail its neighbours.
+A batch that fails is retried one request at a time, so one bad input cannot fail its neighbours. A
+collector waits only while other requests for the model are still arriving (being read or decoded), so a
+lone request never pays the delay.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class Batcher:
         self._tasks: list[asyncio.Task[None]] = []
         self._executor: ThreadPoolExecutor | None = None
         self._stopping = False
+        self.arriving = 0  # requests received for this model, still being read or decoded (set by the app)
         self.runs = 0  # model calls made
         metrics.queue_depth[name] = lambda: self._queued_samples
 
@@ -127,7 +130,8 @@ class Batcher:
             batch: list[_Item] = []
             size = self._take(batch, 0)
             deadline = (batch[0].enqueued if batch else time.perf_counter()) + self.max_delay
-            while size < self.max_batch and self.max_batch > 1:
+            # wait for company only while more requests are on their way: a lone request runs at once
+            while size < self.max_batch and self.max_batch > 1 and (self._queue or self.arriving > 0):
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
                     break

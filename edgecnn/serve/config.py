@@ -23,6 +23,8 @@ class ServeConfig:
         workers: batches that may run at the same time, per model (each in its own thread).
         provider: onnxruntime execution provider for every model.
         threads: intra-op threads per session (None: edgecnn's tuned or default choice).
+        spin: onnxruntime's intra-op spin-wait; off by default (the server's own threads share the cores);
+            None keeps the tuned or default choice (``MODEL.tune.json``), which a set value overrides.
         max_body_bytes: a request body larger than this is refused with 413.
         request_timeout_s: a request not answered within this is answered 504.
         top_k: default number of classes in a /v1 answer (``?top_k=`` overrides it).
@@ -37,6 +39,7 @@ class ServeConfig:
     workers: int = 1  # one batch at a time uses every intra-op thread; 2+ helps single-threaded sessions
     provider: Provider = Provider.auto
     threads: int | None = None
+    spin: bool | None = False  # spinning intra-op threads would steal the cores the event loop and decoding need
     max_body_bytes: int = 16 * 1024**2  # a photo, not a video
     request_timeout_s: float = 30.0
     top_k: int = 5
