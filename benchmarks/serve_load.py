@@ -265,6 +265,8 @@ def main() -> None:
         body = payload(arch)
         with contextlib.ExitStack() as stack:
             urls = {m: stack.enter_context(server(model, MODES[m], args.models / f"{arch}-{m}.log")) for m in modes}
+            for url in urls.values():  # every server warm (sessions, thread pools, caches) before the first point
+                asyncio.run(load(url, body, 8, 2.0))
             for c in clients:  # modes interleaved per client count: the machine's load drifts
                 for m in modes:
                     row = {"model": f"{arch} INT8", "mode": m, **measure(urls[m], body, c, args.duration)}

@@ -8,8 +8,10 @@ annotated copy atomically. The source file is never modified.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from edgecnn._fs import atomic_path, sha256_file
 from edgecnn._version import __version__
@@ -97,6 +99,7 @@ def annotate(src: str | Path, dst: str | Path, config: AnnotateConfig) -> ModelM
             "check --layout, --size and --labels (and --output) against the model",
             path=src,
         )
+    _warn_on_output_kind(model, config.output)
     model = onnx.load(str(src))  # now with any external data, to write one self-contained file
     embed_metadata(model, meta)
     with atomic_path(dst, suffix=".onnx") as tmp:
@@ -104,7 +107,7 @@ def annotate(src: str | Path, dst: str | Path, config: AnnotateConfig) -> ModelM
     return meta
 
 
-def _metadata(model: object, src: Path, config: AnnotateConfig) -> ModelMetadata:
+def _metadata(model: Any, src: Path, config: AnnotateConfig) -> ModelMetadata:
     sig = GraphSignature.of(model)
     if len(sig.inputs) != 1:
         names = ", ".join(name for name, _, _ in sig.inputs) or "none"
@@ -133,6 +136,22 @@ def _metadata(model: object, src: Path, config: AnnotateConfig) -> ModelMetadata
         )
     except MetadataError as err:
         raise MetadataError(f"{src}: {err}", path=src) from err
+
+
+_LAST_OP_FOR = {OutputKind.softmax: "Softmax", OutputKind.sigmoid: "Sigmoid"}
+
+
+def _warn_on_output_kind(model: Any, output: OutputKind) -> None:
+    """Say so when the op that makes the output does not look like what ``output`` claims (a cheap guess)."""
+    want = _LAST_OP_FOR.get(output)
+    name = model.graph.output[0].name if model.graph.output else None
+    producer = next((n.op_type for n in model.graph.node if name in n.output), None)
+    if want is not None and producer is not None and producer != want:
+        warnings.warn(
+            f"the graph's output {name!r} comes from a {producer} node, not {want}: if it gives logits, "
+            "annotate it with --output logits",
+            stacklevel=3,
+        )
 
 
 def _channels(dims: tuple[int | None, ...] | None, config: AnnotateConfig) -> int:

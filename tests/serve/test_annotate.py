@@ -94,3 +94,11 @@ def test_contradictions_are_refused_with_exit_3(foreign: Path, tmp_path: Path, a
     assert code == 3, text
     assert fragment in text and "check --layout, --size and --labels" in text, text
     assert not out.exists()
+
+
+def test_a_logits_graph_called_softmax_is_warned_about(foreign: Path, tmp_path: Path) -> None:
+    from edgecnn.annotate import AnnotateConfig, annotate
+    from edgecnn.runtime.metadata import Layout
+
+    with pytest.warns(UserWarning, match="MatMul node, not Softmax.*--output logits"):
+        annotate(foreign, tmp_path / "a.onnx", AnnotateConfig(labels=LABELS, layout=Layout.NCHW, height=16, width=16))
