@@ -226,9 +226,9 @@ def render(result: dict) -> str:  # type: ignore[type-arg]
     lines = [
         "# edgecnn serve under load (loopback)",
         "",
-        f"{env['cpu']}, {env['cpus']} vCPUs, shared and loaded (other jobs ran beside it); the load generator "
-        f"(asyncio + httpx) runs on the same 2 cores as the server. onnxruntime {env['onnxruntime']}, "
-        f"{result['settings']['duration_s']} s per point after a warm-up.",
+        f"{env['cpu']}, {env['cpus']} vCPUs, shared and loaded (other jobs ran beside it, load average ~4); the "
+        "load generator (asyncio streams, closed loop) runs on the same 2 cores as the server. "
+        f"onnxruntime {env['onnxruntime']}, {result['settings']['duration_s']} s per point after a warm-up.",
         "",
         "| model | clients | mode | req/s | p50 ms | p95 ms | p99 ms | errors | mean batch | run ms |",
         "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
