@@ -8,6 +8,7 @@ own ``to_8bit``), so a photo classified over HTTP gets the answer ``Classifier.p
 from __future__ import annotations
 
 import io
+import re
 import warnings
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -20,6 +21,11 @@ UPLOAD = "upload"
 
 class ImageTooLarge(ImageError):
     """More pixels than the limit: a decompression bomb, refused before decoding."""
+
+
+def _bomb(name: str, pixels: int | None, limit: int) -> ImageTooLarge:
+    size = f"{pixels:,} pixels" if pixels is not None else "too many pixels"
+    return ImageTooLarge(f"{name}: too large ({size}, limit {limit:,}); possible decompression bomb")
 
 
 def load_image_bytes(
@@ -37,10 +43,7 @@ def load_image_bytes(
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
                 if img.width * img.height > max_pixels:
-                    raise ImageTooLarge(
-                        f"{name}: too large ({img.width}x{img.height} = {img.width * img.height:,} pixels, "
-                        f"limit {max_pixels:,}); possible decompression bomb"
-                    )
+                    raise _bomb(name, img.width * img.height, max_pixels)
                 if getattr(img, "n_frames", 1) > 1:
                     img.seek(0)
                 if draft_size is not None and img.format == "JPEG" and img.mode in ("RGB", "L"):
@@ -51,7 +54,10 @@ def load_image_bytes(
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageTooLarge(f"{name}: too large; possible decompression bomb ({err})") from err
+        # Pillow's own guard fired first: the runtime's one wording (catch_warnings is process-wide, so a
+        # decode thread may see the warning band as a plain warning, then the explicit check)
+        found = re.search(r"\((\d+) pixels\)", str(err))
+        raise _bomb(name, int(found[1]) if found else None, max_pixels) from err
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image (unrecognised format)") from None
     except OSError as err:

@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from _hostile import hostile_folder
 from _servers import RunningServer, make_slow_onnx, running_server
 from conftest import make_tiny_onnx, write_png
-from runtime.test_folder import _hostile_folder
 
 from edgecnn import Classifier
 
@@ -50,7 +50,7 @@ def models(workdir: Path) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def photos(workdir: Path) -> Path:
     root = workdir / "photos"
-    _hostile_folder(root)
+    hostile_folder(root)
     return root
 
 
