@@ -292,8 +292,14 @@ class Server:
 
 def _preprocess_upload(clf: Classifier, data: bytes) -> np.ndarray:
     """Bytes -> the model's input batch of one, exactly as ``Classifier.predict(path)`` prepares a file."""
-    clf.require_images()
     spec = clf.metadata.input
+    if not spec.is_image:
+        raise HTTPProblem(
+            400,
+            "not_an_image_model",
+            f"this model takes {spec.layout.value} inputs of shape {list(spec.sample_shape)}, not images: "
+            "send tensors to /v2/models/NAME/infer",
+        )
     img = load_image_bytes(data, draft_size=(spec.width, spec.height))
     return clf.preprocess([img])
 

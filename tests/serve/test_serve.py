@@ -272,3 +272,33 @@ def test_api_builds_an_app_without_binding(models: dict[str, Path]) -> None:
             ),
         )
         assert r.status_code == 200 and r.json()["outputs"][0]["shape"] == [2, 3]
+
+
+@pytest.mark.slow
+def test_a_request_past_its_timeout_is_504_and_the_server_goes_on(slow_model: Path, workdir: Path) -> None:
+    png = write_png(workdir / "t.png").read_bytes()
+    with running_server([slow_model], "--timeout", "0.02", log_dir=workdir) as srv:
+        r = httpx.post(srv.url + "/v1/classify", content=png, timeout=60)
+        assert r.status_code == 504 and r.json()["kind"] == "timeout", r.text
+        assert httpx.get(srv.url + "/v2/health/ready", timeout=10).status_code == 200
+        assert 'edgecnn_errors_total{kind="timeout"}' in srv.metrics()
+
+
+def test_v2_binary_tensor_size_is_checked(models: dict[str, Path]) -> None:
+    from edgecnn.serve.protocol_v2 import HEADER_LENGTH, ProtocolError, parse_infer_request
+
+    meta = Classifier(models["tiny"]).metadata
+    header = json.dumps(
+        {
+            "inputs": [
+                {"name": "input", "datatype": "FP32", "shape": [1, 8, 8, 3], "parameters": {"binary_data_size": 768}}
+            ]
+        }
+    ).encode()
+    x = np.arange(192, dtype="<f4")
+    parsed = parse_infer_request(header + x.tobytes(), str(len(header)), meta)
+    np.testing.assert_array_equal(parsed.array.reshape(-1), x)
+    with pytest.raises(ProtocolError, match="needs 768"):
+        parse_infer_request(header + x.tobytes()[:-4], str(len(header)), meta)
+    with pytest.raises(ProtocolError, match=HEADER_LENGTH):
+        parse_infer_request(header, "99999", meta)
