@@ -28,7 +28,7 @@ class QueueFull(Exception):
     """More samples are waiting than ``max_queue`` allows."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # identity: `in`/`remove` on the queue must never compare the arrays
 class _Item:
     x: np.ndarray
     future: asyncio.Future[np.ndarray]
