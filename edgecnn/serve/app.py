@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from edgecnn.serve.images import ImageTooLarge, load_image_bytes
 from edgecnn.serve.metrics import Metrics
 
 Handler = Callable[[Request], Awaitable[Response]]
+log = logging.getLogger(__name__)
 
 
 class HTTPProblem(Exception):
@@ -131,6 +133,14 @@ class Server:
             Route("/v2/models/{name}", ep("/v2/models/{name}", self.v2_metadata)),
             Route("/v2/models/{name}/ready", ep("/v2/models/{name}/ready", self.v2_model_ready)),
             Route("/v2/models/{name}/infer", ep("/v2/models/{name}/infer", self.v2_infer), methods=["POST"]),
+            # one version per model ("1"): the versioned paths clients may use answer the same
+            Route("/v2/models/{name}/versions/{version}", ep("/v2/models/{name}", self.v2_metadata)),
+            Route("/v2/models/{name}/versions/{version}/ready", ep("/v2/models/{name}/ready", self.v2_model_ready)),
+            Route(
+                "/v2/models/{name}/versions/{version}/infer",
+                ep("/v2/models/{name}/infer", self.v2_infer),
+                methods=["POST"],
+            ),
             Route("/metrics", ep("/metrics", self.render_metrics)),
         ]
 
@@ -150,6 +160,9 @@ class Server:
                 response = self._problem(_classify_input_error(err))
             except EdgeCNNError as err:
                 response = self._problem(HTTPProblem(500, "model_error", str(err)))
+            except Exception as err:  # the request boundary: a bug answers this request, never the others
+                log.exception("%s %s failed", request.method, request.url.path)
+                response = self._problem(HTTPProblem(500, "internal", f"internal error ({type(err).__name__})"))
             finally:
                 self.metrics.in_flight -= counted
             self.metrics.requests.observe(time.perf_counter() - start, route, str(response.status_code))
@@ -162,6 +175,9 @@ class Server:
         return JSONResponse({"error": str(err), "kind": err.kind}, err.status, headers=err.headers)
 
     def _entry(self, request: Request) -> ModelEntry:
+        version = request.path_params.get("version")
+        if version is not None and version != "1":
+            raise HTTPProblem(404, "unknown_model", f"model version {version!r} is not served (only '1')")
         name = request.path_params.get("name")
         if name is None:
             if len(self.entries) == 1:

@@ -113,6 +113,9 @@ def test_tritonclient_round_trip(server: RunningServer, models: dict[str, Path])
         assert result.get_response()["id"] == "r1"
     result = client.infer("tiny", [tensor])  # no outputs named: all of them, binary
     assert result.as_numpy("probabilities").shape == (5, 3)
+    versioned = client.infer("tiny", [tensor], model_version="1")
+    np.testing.assert_allclose(versioned.as_numpy("probabilities"), clf.predict_proba(x), rtol=0, atol=1e-7)
+    assert client.get_server_metadata()["extensions"] == ["binary_tensor_data"]
     client.close()
 
 
