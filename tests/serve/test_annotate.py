@@ -102,3 +102,41 @@ def test_a_logits_graph_called_softmax_is_warned_about(foreign: Path, tmp_path: 
 
     with pytest.warns(UserWarning, match="MatMul node, not Softmax.*--output logits"):
         annotate(foreign, tmp_path / "a.onnx", AnnotateConfig(labels=LABELS, layout=Layout.NCHW, height=16, width=16))
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+def test_bench_quantize_parity_and_serve_take_the_annotated_model(foreign: Path, tmp_path: Path) -> None:
+    from conftest import write_png
+    from starlette.testclient import TestClient
+
+    from edgecnn.serve import build_app
+
+    out = tmp_path / "annotated.onnx"
+    code, text = _annotate(str(foreign), "-o", str(out), "--labels", ",".join(LABELS), "--layout", "NCHW",
+                           "--size", "16,16", "--output", "logits")  # fmt: skip
+    assert code == 0, text
+    for i, label in enumerate(LABELS * 3):
+        write_png(tmp_path / "imgs" / label / f"{i}.png", seed=i)
+    runs = {
+        "bench": ["bench", str(out), "--iterations", "20", "--warmup", "2"],
+        "quantize": [
+            "quantize",
+            str(out),
+            "--mode",
+            "int8",
+            "--calibration",
+            str(tmp_path / "imgs"),
+            "-o",
+            str(tmp_path / "annotated.int8.onnx"),
+            "--no-speed",
+        ],
+        "parity": ["parity", str(out), str(out), "--data", f"folder:{tmp_path / 'imgs'}"],
+    }
+    for name, args in runs.items():
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, (name, result.output)
+    img = tmp_path / "imgs" / "ray" / "3.png"
+    with TestClient(build_app([tmp_path / "annotated.int8.onnx"])) as client:
+        answer = client.post("/v1/classify", content=img.read_bytes()).json()
+    assert answer == Classifier(tmp_path / "annotated.int8.onnx").predict(img).to_dict()
