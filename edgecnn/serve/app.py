@@ -32,7 +32,7 @@ from edgecnn.runtime.preprocess import check_batch
 from edgecnn.serve import protocol_v2 as v2
 from edgecnn.serve.batching import Batcher, QueueFull
 from edgecnn.serve.config import ServeConfig
-from edgecnn.serve.images import ImageTooLarge, load_image_bytes
+from edgecnn.serve.images import ImageTooLarge, is_small_image, load_image_bytes
 from edgecnn.serve.metrics import Metrics
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -248,12 +248,18 @@ class Server:
     async def classify(self, request: Request) -> Response:
         entry = self._entry(request)
         top_k = _int_param(request, "top_k", self.config.top_k)
-        data = await self._image_bytes(request)
         clf = entry.classifier
-        try:
-            x = await asyncio.wait_for(run_in_threadpool(_preprocess_upload, clf, data), self.config.request_timeout_s)
-        except asyncio.TimeoutError:
-            raise HTTPProblem(504, "timeout", "decoding the upload took too long") from None
+        with self._arriving(entry):
+            data = await self._image_bytes(request)
+            if is_small_image(data):  # decoding it costs less than handing it to a thread
+                x = _preprocess_upload(clf, data)
+            else:
+                try:
+                    x = await asyncio.wait_for(
+                        run_in_threadpool(_preprocess_upload, clf, data), self.config.request_timeout_s
+                    )
+                except asyncio.TimeoutError:
+                    raise HTTPProblem(504, "timeout", "decoding the upload took too long") from None
         probs = await self._answer(entry, x)
         return JSONResponse(clf.decode(probs, top_k)[0].to_dict())
 

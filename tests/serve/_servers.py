@@ -89,9 +89,9 @@ def running_server(models: list[Path], *options: str, log_dir: Path) -> Iterator
                 proc.wait(10)
 
 
-def make_slow_onnx(path: Path, labels: tuple[str, ...] = ("slow", "slower"), work: int = 32) -> Path:
-    """A classifier that costs ~0.5 G multiply-adds per sample: an 8x8 RGB input upsampled to 256x256
-    inside the graph, then two convolutions (so a small upload still keeps the model busy)."""
+def make_slow_onnx(path: Path, labels: tuple[str, ...] = ("slow", "slower"), work: int = 96) -> Path:
+    """A classifier that costs ~5.5 G multiply-adds per sample (0.2-1 s on 2 busy cores): an 8x8 RGB input
+    upsampled to 256x256 inside the graph, then two convolutions (so a small upload keeps the model busy)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 

@@ -239,18 +239,21 @@ def test_sigterm_drains_requests_in_flight_then_exits_0(slow_model: Path, workdi
     want = clf.predict(workdir / "s.png").to_dict()
     with running_server([slow_model], "--max-batch", "2", "--max-delay-ms", "1", log_dir=workdir) as srv:
         results: list[httpx.Response] = []
-        threads = [
-            threading.Thread(
-                target=lambda: results.append(httpx.post(srv.url + "/v1/classify", content=png, timeout=60))
-            )
-            for _ in range(6)
-        ]
+        together = threading.Barrier(6)
+
+        def send() -> None:
+            with httpx.Client(timeout=60) as client:
+                client.get(srv.url + "/v2/health/live")  # connected before the race starts
+                together.wait()
+                results.append(client.post(srv.url + "/v1/classify", content=png))
+
+        threads = [threading.Thread(target=send) for _ in range(6)]
         for t in threads:
             t.start()
         deadline = time.monotonic() + 10
         while srv.gauge("edgecnn_requests_in_flight") < 6 and time.monotonic() < deadline:
-            time.sleep(0.01)  # all six received; two at a time run, the others wait in the queue
-        assert srv.runs("slow") < 3, "the requests finished before SIGTERM: make the slow model slower"
+            time.sleep(0.005)  # all six received; two at a time run, the others wait in the queue
+        assert srv.gauge("edgecnn_requests_in_flight") == 6, "the requests finished before SIGTERM: a slower model"
         srv.process.send_signal(signal.SIGTERM)
         for t in threads:
             t.join(60)
