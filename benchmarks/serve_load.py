@@ -226,7 +226,8 @@ def render(result: dict) -> str:  # type: ignore[type-arg]
     lines = [
         "# edgecnn serve under load (loopback)",
         "",
-        f"{env['cpu']}, {env['cpus']} vCPUs, shared and loaded (other jobs ran beside it, load average ~4); the "
+        f"{env['cpu']}, {env['cpus']} vCPUs, shared and loaded (other jobs ran beside it; 1-minute load average "
+        f"{env['load_average_1min']['start']} at the start, {env['load_average_1min']['end']} at the end); the "
         "load generator (asyncio streams, closed loop) runs on the same 2 cores as the server. "
         f"onnxruntime {env['onnxruntime']}, {result['settings']['duration_s']} s per point after a warm-up.",
         "",
@@ -260,6 +261,7 @@ def main() -> None:
     clients = [int(c) for c in args.clients.split(",")]
     modes = args.modes.split(",")
     models = prepare_models(args.models)
+    load_start = round(os.getloadavg()[0], 2)
     points = []
     for arch, model in models.items():
         body = payload(arch)
@@ -279,7 +281,12 @@ def main() -> None:
             if "on" in by and "off" in by and by["off"]["requests_per_s"]:
                 ratios[f"{arch} INT8, {c} clients"] = round(by["on"]["requests_per_s"] / by["off"]["requests_per_s"], 2)
     result = {
-        "environment": {"cpu": cpu_model(), "cpus": os.cpu_count(), "onnxruntime": onnxruntime.__version__},
+        "environment": {
+            "cpu": cpu_model(),
+            "cpus": os.cpu_count(),
+            "onnxruntime": onnxruntime.__version__,
+            "load_average_1min": {"start": load_start, "end": round(os.getloadavg()[0], 2)},
+        },
         "settings": {"duration_s": args.duration, "modes": {m: MODES[m] for m in modes}, "clients": clients},
         "points": points,
         "ratios": ratios,
