@@ -24,6 +24,9 @@ _EXTRA_FOR = {
     "matplotlib": "train",
     "sklearn": "train",
     "mlxtend": "train",
+    "starlette": "serve",
+    "uvicorn": "serve",
+    "python_multipart": "serve",
 }
 
 

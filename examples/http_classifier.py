@@ -5,6 +5,11 @@
 
 POST the raw bytes of an image to /classify; the answer is JSON: label, score, top-k. One Classifier
 is shared by every request thread (it is thread-safe). Bad images get HTTP 400 with the reason.
+
+This file shows how few lines embedding the runtime takes. To serve models for real, use
+``edgecnn serve MODEL.onnx`` (``pip install 'edgecnn[serve]'``): the same answers at /v1/classify, plus
+dynamic batching, a bounded queue (503), body limits and timeouts, the KServe V2 protocol that Triton,
+OVMS and MLServer clients speak, Prometheus metrics and a graceful SIGTERM (README, "Serve over HTTP").
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The runtime stays light: no TensorFlow, Keras, tf2onnx, matplotlib, the quantizer or ray after
-`import edgecnn`, `edgecnn --help` and a prediction (typer's test_rich_import.py pattern)."""
+"""The runtime stays light: no TensorFlow, Keras, tf2onnx, matplotlib, the quantizer, ray or the server
+(starlette, uvicorn) after `import edgecnn`, `edgecnn --help` and a prediction (typer's test_rich_import.py pattern)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("tensorflow", "keras", "tf2onnx", "matplotlib", "onnxruntime.quantization", "ray")
+HEAVY = (
+    "tensorflow",
+    "keras",
+    "tf2onnx",
+    "matplotlib",
+    "onnxruntime.quantization",
+    "ray",
+    "starlette",
+    "uvicorn",
+)
 
 PROBE = """
 import sys, runpy

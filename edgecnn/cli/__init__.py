@@ -19,6 +19,8 @@ _COMMAND_MODULES = (
     "demo",
     "doctor",
     "tune",
+    "serve",
+    "annotate",
 )
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"edgecnn.cli.{_name}")
