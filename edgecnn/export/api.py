@@ -173,7 +173,7 @@ def export_keras(src: Any, dst: str | Path | None = None, config: ExportConfig |
     timings["load"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    converted = convert(model, config.opset)
+    converted = convert(model, config.opset, name=name)
     simplified: dict[str, Any] = {}
     if config.simplify:
         from edgecnn.export.simplify import simplify
