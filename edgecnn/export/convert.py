@@ -299,7 +299,7 @@ def _failure_message(name: str, opset: int, failures: list[str], unsupported: li
                 advice = f"tf2onnx converts it from opset {since}: export with --opset {since}"
             else:
                 advice = (
-                    "no ONNX conversion rule exists at any opset: rewrite the layer with other ops (keras.ops), "
+                    "tf2onnx has no conversion rule for it at any opset: rewrite the layer with other ops (keras.ops), "
                     "or add a rule for it to edgecnn/export/tf_rules.py"
                 )
             lines.append(f"  {op}: {advice}")

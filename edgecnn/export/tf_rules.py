@@ -82,6 +82,7 @@ def first_opset_with_rule(op: str) -> int | None:
     """The lowest ONNX opset at which tf2onnx (or edgecnn) converts the TF op ``op``; None: at none."""
     if op in RULES:
         return 1
+    import tf2onnx.onnx_opset  # noqa: F401  (importing it registers tf2onnx's handlers)
     from tf2onnx import constants, handler
 
     for version, handlers in enumerate(handler.tf_op.get_opsets().get(constants.ONNX_DOMAIN, [])):
