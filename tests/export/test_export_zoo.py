@@ -114,14 +114,15 @@ def test_convnext_quantizes_to_int8_and_fp16(tmp_path: Path) -> None:
     from edgecnn.parity import ParityBars, compare
     from edgecnn.quantize import QuantizeConfig, quantize
 
+    keras.utils.set_random_seed(0)  # random weights: a fixed draw, so that near-ties cannot make it flaky
     model = keras.applications.ConvNeXtTiny(weights=None, input_shape=(32, 32, 3), classes=10)
     fp32 = export_keras(model, tmp_path / "convnext.onnx", ExportConfig(parity_samples=8)).path
     rng = np.random.default_rng(0)
-    for label in ("a", "b"):
-        (tmp_path / "calib" / label).mkdir(parents=True)
-        for i in range(8):
+    for label in range(10):  # the calibration folder has one subfolder per class of the model
+        (tmp_path / "calib" / f"class_{label}").mkdir(parents=True)
+        for i in range(2):
             pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(tmp_path / "calib" / label / f"{i}.png")
+            Image.fromarray(pixels).save(tmp_path / "calib" / f"class_{label}" / f"{i}.png")
     x = rng.random((32, 32, 32, 3), dtype=np.float32) * 255
     reference = Classifier(fp32)
 
@@ -133,5 +134,7 @@ def test_convnext_quantizes_to_int8_and_fp16(tmp_path: Path) -> None:
     int8 = quantize(fp32, tmp_path / "c.int8.onnx", int8_config, calibration=tmp_path / "calib", measure_speed=False)
     probs = Classifier(int8.path)(x)
     assert probs.shape == (32, 10) and np.isfinite(probs).all()
-    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=0.05)  # a QLinearSoftmax: 1/256 steps
     assert int8.coverage["quantized"] > 0, int8.coverage
+    int8_result = compare(reference, Classifier(int8.path), x, bars=ParityBars.for_mode("int8"))
+    print(f"fp16 vs fp32: {result.summary()}; int8 vs fp32: {int8_result.summary()}; {int8.coverage['quantized_ops']}")
