@@ -17,6 +17,7 @@ strategy's failure, the unsupported ops with the Keras layers they come from, an
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import tempfile
@@ -201,6 +202,10 @@ def convert(model: Any, opset: int, *, name: str | None = None) -> Converted:
             failures.append(f"{strategy_name}: {type(err).__name__}: {first}")
             log.info("export strategy %s failed: %s", strategy_name, err)
             continue
+        finally:
+            # tf2onnx's graph is a web of cycles (nodes ↔ graph) holding a copy of every weight per optimizer
+            # pass (upb arenas): ~1 GB per 100 MB of weights, freed only by a full collection
+            gc.collect()
         if failures:
             log.info("%s: converted by %s after %d failed strategies", name, strategy_name, len(failures))
         rename_io(proto)
