@@ -7,7 +7,8 @@
     │   └── BenchGateError
     ├── UsageError                       exit 2   options that contradict each other
     ├── InputError (also ValueError)     exit 3   bad image / array / calibration data / data source
-    │   └── ImageError                            not an image, truncated, bomb, unsupported mode
+    │   └── ImageError                            not an image, truncated, unsupported mode
+    │       └── ImageTooLargeError                too many pixels (a decompression bomb) or bytes
     ├── ModelError                       exit 3
     │   ├── ModelNotFoundError (also FileNotFoundError)
     │   ├── ModelFormatError                      not ONNX/Keras, truncated, checker failed
@@ -74,6 +75,10 @@ class ImageError(InputError):
     """A file that cannot be used as an image (not an image, truncated, bomb, unsupported mode)."""
 
 
+class ImageTooLargeError(ImageError):
+    """An image with more pixels (or bytes) than the limit: a possible decompression bomb, refused unread."""
+
+
 class ModelError(EdgeCNNError):
     """A model file that cannot be used."""
 
@@ -122,6 +127,7 @@ __all__ = [
     "EdgeCNNError",
     "ExportError",
     "ImageError",
+    "ImageTooLargeError",
     "InputError",
     "MetadataError",
     "MissingDependencyError",

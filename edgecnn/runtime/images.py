@@ -7,6 +7,7 @@ classification); Pillow's decompression-bomb guard stays on and its warning band
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import stat
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from edgecnn.errors import ImageError
+from edgecnn.errors import ImageError, ImageTooLargeError
 
 MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485  # Pillow's default limit
 MAX_FILE_BYTES = 512 * 1024**2
@@ -35,7 +36,7 @@ def _check_regular_file(path: Path) -> None:
     if st.st_size == 0:
         raise ImageError(f"{path}: empty file (0 bytes)", path=path)
     if st.st_size > MAX_FILE_BYTES:
-        raise ImageError(f"{path}: file too large ({st.st_size:,} bytes)", path=path)
+        raise ImageTooLargeError(f"{path}: file too large ({st.st_size:,} bytes)", path=path)
     if not os.access(path, os.R_OK):
         raise ImageError(f"{path}: permission denied", path=path)
 
@@ -53,40 +54,61 @@ def load_image(
     """
     path = Path(path)
     _check_regular_file(path)
+    return _decode(path, str(path), path, max_pixels, draft_size)
+
+
+def load_image_bytes(
+    data: bytes, *, name: str = "upload", max_pixels: int = MAX_IMAGE_PIXELS, draft_size: tuple[int, int] | None = None
+) -> Image.Image:
+    """``load_image`` for an image held in memory (an HTTP upload): the same policy, the same errors.
+
+    Raises:
+        ImageError: empty, not an image, truncated, unsupported; ImageTooLargeError for a bomb.
+    """
+    if not data:
+        raise ImageError(f"{name}: empty (0 bytes)")
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageTooLargeError(f"{name}: too large ({len(data):,} bytes)")
+    return _decode(io.BytesIO(data), name, None, max_pixels, draft_size)
+
+
+def _decode(
+    source: Path | io.BytesIO, name: str, path: Path | None, max_pixels: int, draft_size: tuple[int, int] | None
+) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(source) as img:
                 if img.width * img.height > max_pixels:
-                    raise _bomb(path, img.width * img.height, max_pixels)
+                    raise _bomb(name, path, img.width * img.height, max_pixels)
                 if getattr(img, "n_frames", 1) > 1:
                     img.seek(0)
                 if draft_size is not None and img.format == "JPEG" and img.mode in ("RGB", "L"):
                     img.draft(img.mode, draft_size)
                 img.load()
                 img = ImageOps.exif_transpose(img) or img
-                return to_8bit(img, path)
+                return to_8bit(img, name)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         # Pillow's own guard fired first (one wording whichever check catches it: catch_warnings is
         # process-wide, so a decode thread may see the warning band as a plain warning, then our check)
         found = re.search(r"\((\d+) pixels\)", str(err))
-        raise _bomb(path, int(found[1]) if found else None, max_pixels) from err
+        raise _bomb(name, path, int(found[1]) if found else None, max_pixels) from err
     except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image (unrecognised format)", path=path) from None
+        raise ImageError(f"{name}: not an image (unrecognised format)", path=path) from None
     except OSError as err:
         text = str(err)
         if "truncated" in text.lower() or "image file is" in text.lower():
-            raise ImageError(f"{path}: truncated image ({text})", path=path) from err
-        raise ImageError(f"{path}: cannot decode ({text})", path=path) from err
+            raise ImageError(f"{name}: truncated image ({text})", path=path) from err
+        raise ImageError(f"{name}: cannot decode ({text})", path=path) from err
     except (ValueError, SyntaxError, EOFError, MemoryError, KeyError, IndexError, TypeError) as err:
-        raise ImageError(f"{path}: cannot decode ({type(err).__name__}: {err})", path=path) from err
+        raise ImageError(f"{name}: cannot decode ({type(err).__name__}: {err})", path=path) from err
 
 
-def _bomb(path: Path, pixels: int | None, limit: int) -> ImageError:
+def _bomb(name: str, path: Path | None, pixels: int | None, limit: int) -> ImageTooLargeError:
     size = f"{pixels:,} pixels" if pixels is not None else "too many pixels"
-    return ImageError(f"{path}: too large ({size}, limit {limit:,}); possible decompression bomb", path=path)
+    return ImageTooLargeError(f"{name}: too large ({size}, limit {limit:,}); possible decompression bomb", path=path)
 
 
 def to_8bit(img: Image.Image, path: str | Path = "<image>") -> Image.Image:

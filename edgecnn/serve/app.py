@@ -32,7 +32,7 @@ from edgecnn.runtime.preprocess import check_batch
 from edgecnn.serve import protocol_v2 as v2
 from edgecnn.serve.batching import Batcher, QueueFull
 from edgecnn.serve.config import ServeConfig
-from edgecnn.serve.images import ImageTooLarge, is_small_image, load_image_bytes
+from edgecnn.serve.images import ImageTooLargeError, is_small_image, load_image_bytes
 from edgecnn.serve.metrics import Metrics
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -336,7 +336,7 @@ def _int_param(request: Request, name: str, default: int) -> int:
 
 
 def _classify_input_error(err: Exception) -> HTTPProblem:
-    if isinstance(err, ImageTooLarge):
+    if isinstance(err, ImageTooLargeError):
         return HTTPProblem(422, "decompression_bomb", str(err))
     if isinstance(err, ImageError):
         return HTTPProblem(400, "bad_image", str(err))
