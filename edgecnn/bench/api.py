@@ -20,11 +20,12 @@ from edgecnn.bench.runners import HostCopyRunner, OrtRunner, nodes_per_provider
 from edgecnn.bench.stats import summarize
 from edgecnn.errors import BenchGateError, UsageError
 from edgecnn.runtime.classifier import read_metadata
+from edgecnn.runtime.contract import read_graph_metadata
 from edgecnn.runtime.engine import Engine, EngineSettings
 from edgecnn.runtime.environment import describe_environment
 from edgecnn.runtime.metadata import ModelMetadata
 from edgecnn.runtime.providers import CPU, CUDA, TENSORRT, resolve_providers, short_name
-from edgecnn.runtime.session import check_model_file, session_options
+from edgecnn.runtime.session import session_options, vet_model
 from edgecnn.runtime.tuning import load_tuning
 
 log = logging.getLogger(__name__)
@@ -124,8 +125,9 @@ def _open(
     """Engine(s) for one model, with cold-start timings and what the providers really did."""
     import onnxruntime as ort
 
-    checked = check_model_file(path)
-    meta = read_metadata(checked)
+    vetted = vet_model(path)  # one parse of the file serves the metadata check, the engines and the op list
+    checked, graph = vetted[0], vetted[1].graph
+    meta = read_graph_metadata(vetted[1], path)
     plan = resolve_providers(
         config.provider,
         ort.get_available_providers(),
@@ -145,7 +147,7 @@ def _open(
     for settings, _ in chosen.values():
         if settings not in engines:
             t0 = time.perf_counter()
-            engines[settings] = Engine(checked, config.provider, settings, plan=plan)
+            engines[settings] = Engine(checked, config.provider, settings, plan=plan, vetted=vetted)
             if len(engines) == 1:  # cold start of the first engine: session creation, then first inference
                 created = time.perf_counter() - t0
                 t0 = time.perf_counter()
@@ -156,9 +158,7 @@ def _open(
     session = first_engine.session
     used = session.get_providers()
     on_gpu = used[0] in (CUDA, TENSORRT)
-    import onnx
-
-    ops = {n.op_type for n in onnx.load(str(checked), load_external_data=False).graph.node}
+    ops = {n.op_type for n in graph.node}
     slow = slow_pair_warnings(path.name, used[0], ops)
     notes += slow
     sess_options = session_options(next(iter(engines)).session_settings())

@@ -25,6 +25,7 @@ from edgecnn.errors import UsageError
 from edgecnn.runtime.classifier import read_metadata
 from edgecnn.runtime.engine import CallPath, Engine, EngineSettings, physical_cores
 from edgecnn.runtime.providers import Provider
+from edgecnn.runtime.session import vet_model
 from edgecnn.runtime.tuning import Tuning, machine_fingerprint, save_tuning
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,8 @@ def _measure_settings(
     what: str,
 ) -> tuple[list[float], list[np.ndarray]]:
     """Open one engine per settings, take each one's answer for ``x``, time them interleaved."""
-    engines = [Engine(path, config.provider, s) for s in settings]
+    vetted = vet_model(path)  # parsed once for every candidate's engine
+    engines = [Engine(path, config.provider, s, vetted=vetted) for s in settings]
     try:
         outputs = [e.run(x) for e in engines]
         return _measure(engines, x, config, progress, what), outputs

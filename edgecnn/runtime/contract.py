@@ -9,6 +9,7 @@ and how to fix it. Pure: it reads an ``onnx.ModelProto`` (already vetted), never
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,26 +121,12 @@ def contract_problems(model: Any, meta: ModelMetadata) -> list[str]:
         problems.append(f"the graph's output {out_name!r} is {out_dtype}; edgecnn reads float scores")
     want_width = 1 if meta.output == OutputKind.sigmoid else meta.num_classes
     if out_dims is not None:
-        width = _output_width(out_dims)
-        if width == "rank":
+        rest = out_dims[1:]  # (N,) is one score per sample; (N, K) or (N, 1, K) is K
+        if not out_dims or sum(1 for d in rest if d not in (1, None)) > 1:
             problems.append(f"the graph's output {out_name!r} is {_show(out_dims)}; a classifier answers [N, classes]")
-        elif width is not None and width != want_width:
-            problems.append(_width_problem(out_name, width, meta))
+        elif None not in rest and math.prod(rest) != want_width:  # a symbolic width is checked on the first answer
+            problems.append(_width_problem(out_name, math.prod(rest), meta))  # type: ignore[arg-type]
     return problems
-
-
-def _output_width(dims: tuple[int | None, ...]) -> int | str | None:
-    if len(dims) < 1:
-        return "rank"
-    if len(dims) == 1:
-        return 1  # (N,): one score per sample
-    rest = dims[1:]
-    if any(d is None for d in rest):
-        return None
-    width = 1
-    for d in rest:
-        width *= d  # type: ignore[operator]
-    return width if sum(1 for d in rest if d != 1) <= 1 else "rank"
 
 
 def _width_problem(name: str, width: int, meta: ModelMetadata) -> str:

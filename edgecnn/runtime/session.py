@@ -206,7 +206,7 @@ def _captured_stderr(enabled: bool) -> Iterator[list[str]]:
 def _drop_reason(native_log: list[str], python_warnings: list[str]) -> str:
     """The most specific line explaining a dropped provider (onnxruntime's error log, else its warning)."""
     for line in native_log:
-        if "[E:" in line or "rror" in line:
+        if "[E:" in line or "error" in line.lower():
             return line.split("] ", 1)[-1].strip()
     for text in python_warnings:
         return text.strip().splitlines()[0]
@@ -232,7 +232,7 @@ def check_session_providers(
         f"{path}: asked for provider {names}, but onnxruntime could not initialise it and would run on "
         f"{', '.join(short_name(p) for p in used)}: {reason}"
     )
-    if plan.requested not in (Provider.auto,) and not allow_fallback:
+    if plan.requested != Provider.auto and not allow_fallback:
         raise ProviderError(message + "; fix the install (edgecnn doctor --gpu) or pass --allow-fallback", path=path)
     return ["FALLBACK: " + message]
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from _hostile import hostile_folder
 from conftest import make_tiny_onnx, write_png
+from hostile_models import fails_unless_batch_of
 from PIL import Image
 
 from edgecnn import Classifier
@@ -142,46 +143,6 @@ def test_kill_9_driver_then_resume_with_ray(ray_cluster, tmp_path: Path) -> None
     assert str(len(done_before)) in resumed_line.split()
 
 
-def _failing_model(path: Path) -> Path:
-    """Loads fine, fails in every run: a Reshape to a fixed size no batch can have (35 = 5×7 values)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    from edgecnn.runtime.metadata import (
-        ColorMode,
-        InputSpec,
-        Layout,
-        ModelMetadata,
-        OutputKind,
-        PreprocessSpec,
-        embed_metadata,
-    )
-
-    shape = numpy_helper.from_array(np.array([5, 7], np.int64), "shape")
-    nodes = [
-        helper.make_node("ReduceMean", ["input"], ["mean"], axes=[1, 2], keepdims=0),
-        helper.make_node("Reshape", ["mean", "shape"], ["output"]),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "fails",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 8, 8, 3])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, None)],
-        [shape],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    meta = ModelMetadata(
-        labels=("cat", "dog", "bird"),
-        input=InputSpec("input", Layout.NHWC, 8, 8, 3),
-        preprocess=PreprocessSpec(color_mode=ColorMode.RGB),
-        output=OutputKind("softmax"),
-    )
-    embed_metadata(model, meta)
-    onnx.save_model(model, str(path))
-    return path
-
-
 def test_model_failing_at_run_time_stops_with_exit_3_rows_kept(ray_cluster, tiny_onnx: Path, tmp_path: Path) -> None:
     root = tmp_path / "imgs"
     for i in range(12):
@@ -191,7 +152,7 @@ def test_model_failing_at_run_time_stops_with_exit_3_rows_kept(ray_cluster, tiny
     lines = out.read_text().splitlines(keepends=True)
     partial_path(out).write_text("".join(lines[:5]))
     out.unlink()
-    bad = _failing_model(tmp_path / "fails.onnx")
+    bad = fails_unless_batch_of(tmp_path, batch=1_000_003)  # no batch is that big: every run fails
     rc = ray_cluster.cli(str(root), "-m", str(bad), "-o", str(out), "--resume", "--ray", ray_cluster.address)
     assert rc.returncode == 3, rc.stderr
     err = rc.stderr.strip().splitlines()[-1]
@@ -205,8 +166,9 @@ def test_library_raises_model_error(ray_cluster, tmp_path: Path) -> None:
 
     root = tmp_path / "imgs"
     write_png(root / "a.png")
+    model = fails_unless_batch_of(tmp_path, batch=1_000_003, name="f.onnx")
     with pytest.raises(ModelError, match=r"f\.onnx: onnxruntime failed while running the model"):
-        classify_on_ray(_failing_model(tmp_path / "f.onnx"), root, tmp_path / "r.csv", RayConfig(ray_cluster.address))
+        classify_on_ray(model, root, tmp_path / "r.csv", RayConfig(ray_cluster.address))
 
 
 def test_wrong_token_is_refused(ray_cluster, tiny_onnx: Path, tmp_path: Path) -> None:
