@@ -85,7 +85,10 @@ def slow_pair_warnings(name: str, provider: str, op_types: set[str]) -> list[str
 def engine_options(config: BenchConfig) -> list[tuple[str, EngineSettings | None]]:
     """The engine configurations to run each model with, labelled; ``None``: tuned, else default."""
     if config.engines:
-        return [(f"{e.streams}×{e.threads or 'auto'}", e) for e in config.engines]
+        labels = [f"{e.streams}×{e.threads or 'auto'}" for e in config.engines]
+        # settings that differ only in spin, call path or micro-batch would share a label (and an entry)
+        unique = [f"{lab} #{i + 1}" if labels.count(lab) > 1 else lab for i, lab in enumerate(labels)]
+        return list(zip(unique, config.engines, strict=True))
     if config.streams:
         out: list[tuple[str, EngineSettings | None]] = []
         for n in config.streams:  # --threads is the budget the streams share
@@ -226,7 +229,7 @@ def run_benchmark(models: list[str | Path], config: BenchConfig | None = None) -
         result.models.append(info)
         result.notes += notes
     if config.baselines:
-        runners += _baseline_runners(meta0, config, result)
+        runners += _baseline_runners(paths, meta0, config, result)
     for note in result.notes:
         if note.startswith(("WARNING", "FALLBACK")):
             warnings.warn(note, stacklevel=2)
@@ -255,7 +258,21 @@ def _settings(config: BenchConfig) -> dict[str, Any]:
     }
 
 
-def _baseline_runners(meta: ModelMetadata, config: BenchConfig, result: BenchResult) -> list[Any]:
+def _baseline_runners(paths: list[Path], meta: ModelMetadata, config: BenchConfig, result: BenchResult) -> list[Any]:
+    """Keras / TFLite need TensorFlow; the plain onnxruntime INT8 needs only onnxruntime."""
+    out: list[Any] = []
+    calib = _baseline_calibration(paths, meta, config, result)
+    if Baseline.ort_int8 in config.baselines:
+        from edgecnn.bench import plain_ort
+
+        if calib is None:
+            raise UsageError("--baseline ort-int8 quantizes by hand and needs calibration data: pass --calibration")
+        quantized = [(p, m) for p in paths if (m := read_metadata(p)).quantization] or [(paths[0], meta)]
+        fp32 = plain_ort.fp32_source(*quantized[0])
+        out.append(plain_ort.plain_int8_runner(fp32, calib, config.threads))
+        result.notes.append(f"{plain_ort.NAME}: quantize_static U8S8 of {fp32.name} on {len(calib)} samples")
+    if not {Baseline.keras, Baseline.tflite} & set(config.baselines):
+        return out
     from edgecnn._optional import require
 
     require("tensorflow")
@@ -265,23 +282,33 @@ def _baseline_runners(meta: ModelMetadata, config: BenchConfig, result: BenchRes
     if note:
         result.notes.append(note)
     model = baselines.find_keras_model(meta, config.keras_model)
-    out: list[Any] = []
     if Baseline.keras in config.baselines:
         out += baselines.keras_runners(model, predict=config.keras_predict)
     if Baseline.tflite in config.baselines:
-        calib = None
-        source = config.calibration or meta.source.get("data")
-        if source:
-            from edgecnn.quantize.calibration import load_calibration
-
-            try:
-                calib = load_calibration(source, meta, 100)
-            except Exception as err:  # a missing source must not cost the FP32 baseline
-                result.notes.append(f"tflite int8 calibration unavailable ({err})")
-        rs, notes = baselines.tflite_runners(model, config.threads, calib)
+        keras_source = config.keras_model or meta.source.get("keras_path")
+        rs, notes = baselines.tflite_runners(model, config.threads, calib, source=keras_source)
         out += rs
         result.notes += notes
     return out
+
+
+def _baseline_calibration(
+    paths: list[Path], meta: ModelMetadata, config: BenchConfig, result: BenchResult
+) -> np.ndarray | None:
+    """The tensors the INT8 baselines calibrate on: the source and sample count edgecnn's INT8 used."""
+    if not {Baseline.tflite, Baseline.ort_int8} & set(config.baselines):
+        return None
+    quant = next((q for p in paths if (q := read_metadata(p).quantization)), None) or {}
+    source = config.calibration or quant.get("calibration_source") or meta.source.get("data")
+    if not source:
+        return None
+    from edgecnn.quantize.calibration import load_calibration
+
+    try:
+        return load_calibration(source, meta, quant.get("calibration_samples"))
+    except Exception as err:  # a missing source must not cost the FP32 baselines
+        result.notes.append(f"int8 baseline calibration unavailable ({err})")
+        return None
 
 
 def _measure(

@@ -63,14 +63,33 @@ def keras_runners(model: Any, *, predict: bool = True) -> list[CallableRunner]:
     return runners
 
 
-def tflite_runners(model: Any, threads: int | None, calib: np.ndarray | None) -> tuple[list[CallableRunner], list[str]]:
-    """TFLite FP32 and (with calibration data) full-integer INT8 interpreters of the same Keras model."""
+_CONVERTED: dict[tuple[str, str], bytes] = {}  # (Keras source, calibration sha256 or "fp32") -> flatbuffer
+
+
+def tflite_runners(
+    model: Any, threads: int | None, calib: np.ndarray | None, source: str | None = None
+) -> tuple[list[CallableRunner], list[str]]:
+    """TFLite FP32 and (with calibration data) full-integer INT8 interpreters of the same Keras model.
+
+    ``source`` (the Keras file) lets a process convert each model once: calibrating a 224×224 net for
+    INT8 takes TFLite's converter a minute, and a benchmark at several thread counts needs it each time.
+    """
     import tensorflow as tf
 
+    from edgecnn.quantize.calibration import calibration_hash
+
     notes: list[str] = []
-    runners = [_interpreter("tflite fp32", tf.lite.TFLiteConverter.from_keras_model(model).convert(), threads)]
+    cache = _CONVERTED if source and Path(source).is_file() else {}  # a file names the model, else nothing kept
+    fp32_key = (f"{source}@{Path(source).stat().st_mtime_ns}" if cache else "", "fp32")
+    if fp32_key not in cache:
+        cache[fp32_key] = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    runners = [_interpreter("tflite fp32", cache[fp32_key], threads)]
     if calib is None:
         notes.append("tflite int8 skipped: no calibration data (pass --calibration)")
+        return runners, notes
+    int8_key = (fp32_key[0], calibration_hash(calib))
+    if int8_key in cache:
+        runners.append(_interpreter("tflite int8", cache[int8_key], threads))
         return runners, notes
 
     def representative() -> Any:
@@ -83,7 +102,8 @@ def tflite_runners(model: Any, threads: int | None, calib: np.ndarray | None) ->
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
-    runners.append(_interpreter("tflite int8", conv.convert(), threads))
+    cache[int8_key] = conv.convert()
+    runners.append(_interpreter("tflite int8", cache[int8_key], threads))
     return runners, notes
 
 

@@ -18,6 +18,8 @@ class Scenario(str, Enum):
 class Baseline(str, Enum):
     keras = "keras"  # the Keras model through a compiled tf.function (and model.predict)
     tflite = "tflite"  # TFLite FP32 and full-integer INT8 of the same Keras model
+    # what a user does by hand with onnxruntime alone: quantize_static U8S8 of the FP32 export, a bare session
+    ort_int8 = "ort-int8"
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,8 +42,11 @@ class TuneConfig:
     min_gain: float = 0.05  # move away from the current choice only for more than this (noise: ±5%)
     max_abs_diff: float = 1e-4
     provider: Provider = Provider.cpu
+    modes: tuple[str, ...] = ("latency", "throughput")  # what to tune; a mode left out keeps its default
 
     def __post_init__(self) -> None:
+        if not self.modes or set(self.modes) - {"latency", "throughput"}:
+            raise UsageError(f"modes must be 'latency' and/or 'throughput', got {self.modes}")
         if self.latency_batch < 1 or self.throughput_batch < 1:
             raise UsageError("batch sizes must be >= 1")
         if self.seconds <= 0 or self.rounds < 1 or self.settle_s < 0:
@@ -89,7 +92,12 @@ class TuneResult:
         }
 
 
-def _stages(mode: str, cores: int, quantized: bool) -> list[Callable[[EngineSettings], list[EngineSettings]]]:
+MICRO_BATCHES = (1, 2, 4, 8)
+
+
+def _stages(
+    mode: str, cores: int, quantized: bool, batch: int = 32
+) -> list[Callable[[EngineSettings], list[EngineSettings]]]:
     """Knobs in the order they matter; each maps the current choice to the candidates of a stage."""
 
     def parallelism(cur: EngineSettings) -> list[EngineSettings]:
@@ -98,6 +106,17 @@ def _stages(mode: str, cores: int, quantized: bool) -> list[Callable[[EngineSett
         else:  # streams × threads per stream that use the budget: 1×N ... N×1
             shapes = [(s, cores // s) for s in range(1, cores + 1) if cores % s == 0]
         return [dataclasses.replace(cur, streams=s, threads=t, spin=spin) for s, t in shapes for spin in (True, False)]
+
+    def micro_batch(cur: EngineSettings) -> list[EngineSettings]:
+        """Each stream's slice in chunks that keep one call's activations in cache, for every stream shape
+        (chunking can turn a losing shape into the winner, so shapes are searched again with it)."""
+        shapes = [(s, cores // s) for s in range(1, cores + 1) if cores % s == 0]
+        return [
+            dataclasses.replace(cur, streams=s, threads=t, micro_batch=m)
+            for s, t in shapes
+            for m in MICRO_BATCHES
+            if m < -(-batch // s)  # a chunk as large as the slice is the slice
+        ]
 
     def optimization(cur: EngineSettings) -> list[EngineSettings]:
         return [dataclasses.replace(cur, optimization=o) for o in ("all", "extended", "basic")]
@@ -109,7 +128,8 @@ def _stages(mode: str, cores: int, quantized: bool) -> list[Callable[[EngineSett
         """The model's own hint (None), every optimizer on, or QDQ propagation off."""
         return [dataclasses.replace(cur, disabled_optimizers=d) for d in (None, (), ("QDQPropagationTransformer",))]
 
-    return [parallelism, optimization, *([qdq_propagation] if quantized else []), call]
+    stages = [parallelism, *([micro_batch] if mode == "throughput" else []), optimization]
+    return [*stages, *([qdq_propagation] if quantized else []), call]
 
 
 def _default(mode: str, cores: int) -> EngineSettings:
@@ -184,14 +204,16 @@ def tune(
     rng = np.random.default_rng(0)
     batches = {"latency": config.latency_batch, "throughput": config.throughput_batch}
     xs = {m: rng.random((b, *meta.input.sample_shape), dtype=np.float32) for m, b in batches.items()}
-    winners: dict[str, EngineSettings] = {}
-    default_metric: dict[str, float] = {}
-    best_metric: dict[str, float] = {}
+    skipped = [m for m in xs if m not in config.modes]
+    winners = {m: _default(m, cores) for m in skipped}
+    default_metric = dict.fromkeys(skipped, float("nan"))
+    best_metric = dict.fromkeys(skipped, float("nan"))
+    xs = {m: x for m, x in xs.items() if m in config.modes}
     measurements: list[dict[str, Any]] = []
     for mode, x in xs.items():
         reference: np.ndarray | None = None
         current = _default(mode, cores)
-        for stage in _stages(mode, cores, quantized):
+        for stage in _stages(mode, cores, quantized, len(x)):
             candidates = list(dict.fromkeys([current, *stage(current)]))
             times, outputs = _measure_settings(path, candidates, x, config, progress, f"{mode} {stage.__name__}")
             reference = outputs[0] if reference is None else reference

@@ -33,9 +33,17 @@ def bench_command(
     iterations: Annotated[int | None, typer.Option(help="Timed calls per model and batch size.")] = None,
     duration: Annotated[float, typer.Option(help="Seconds per model and batch size (without --iterations).")] = 2.0,
     scenario: Annotated[Scenario, typer.Option(case_sensitive=False)] = Scenario.single_stream,
-    baseline: Annotated[list[Baseline] | None, typer.Option(case_sensitive=False, help="keras and/or tflite.")] = None,
+    baseline: Annotated[
+        list[Baseline] | None,
+        typer.Option(
+            case_sensitive=False,
+            help="keras, tflite and/or ort-int8 (a plain onnxruntime quantize_static U8S8, bare session).",
+        ),
+    ] = None,
     keras: Annotated[str | None, typer.Option(help="Keras model for baselines (default: from metadata).")] = None,
-    calibration: Annotated[str | None, typer.Option(help="Calibration data for the TFLite INT8 baseline.")] = None,
+    calibration: Annotated[
+        str | None, typer.Option(help="Calibration data for the INT8 baselines (default: what the INT8 model used).")
+    ] = None,
     allow_fallback: Annotated[bool, typer.Option(help="Run on what is available (loud warning).")] = False,
     trt_fp16: Annotated[bool, typer.Option(help="TensorRT: allow FP16 kernels.")] = False,
     trt_int8: Annotated[bool, typer.Option(help="TensorRT: INT8 (QDQ models).")] = False,

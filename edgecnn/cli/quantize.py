@@ -50,6 +50,12 @@ def quantize_command(
     accuracy_budget: Annotated[
         float | None, typer.Option(help="Try configurations; keep the fastest losing at most PP points on --eval.")
     ] = None,
+    fallback: Annotated[
+        bool, typer.Option(help="If --eval shows INT8 missing its bars, keep the first other setting that holds them.")
+    ] = True,
+    float_roles: Annotated[
+        str | None, typer.Option(help="Comma-separated roles to keep in float: hard-swish, SiLU, squeeze-excite, ...")
+    ] = None,
     speed: Annotated[bool, typer.Option(help="Measure latency/throughput of both models side by side.")] = True,
     seed: Annotated[int, typer.Option(help="Seed for calibration sampling.")] = 0,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")] = None,
@@ -68,6 +74,7 @@ def quantize_command(
         exclude_nodes=_split(exclude_nodes),
         exclude_op_types=_split(exclude_op_types),
         float_stem=float_stem,
+        float_roles=_split(float_roles),
         seed=seed,
     )
     if accuracy_budget is not None:
@@ -81,7 +88,9 @@ def quantize_command(
         )
         result = search.chosen
     else:
-        result = quantize(model, out, config, calibration=calibration, eval_data=eval_data, measure_speed=speed)
+        result = quantize(
+            model, out, config, calibration=calibration, eval_data=eval_data, measure_speed=speed, fallback=fallback
+        )
     from edgecnn.quantize.render import print_quantize_report
 
     print_quantize_report(result)

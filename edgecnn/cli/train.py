@@ -20,8 +20,18 @@ def train_command(
     validation_split: Annotated[float, typer.Option(help="Fraction of training data held out.")] = 0.1,
     patience: Annotated[int, typer.Option(help="Early-stopping patience (epochs).")] = 4,
     seed: Annotated[int, typer.Option(help="Seed for splits and weights.")] = 0,
-    augment: Annotated[bool, typer.Option(help="Add augmentation layers (catsdogs-cnn).")] = False,
+    augment: Annotated[
+        bool | None,
+        typer.Option(help="Augmentation layers (random shifts/zooms; default: on for the keras.applications nets)."),
+    ] = None,
     limit: Annotated[int | None, typer.Option(help="Use at most N training samples.")] = None,
+    input_size: Annotated[
+        int | None, typer.Option(help="Square input size of a keras.applications net (default 224).")
+    ] = None,
+    alpha: Annotated[float | None, typer.Option(help="MobileNet width multiplier (default 1.0).")] = None,
+    weights: Annotated[
+        str | None, typer.Option(help="'imagenet': start from the ImageNet base (downloads once; needs a network).")
+    ] = None,
     out: Annotated[
         Path,
         typer.Option("--out", "-o", help="Runs folder (files go to OUT/ARCH/), or a model path ending in .keras."),
@@ -41,6 +51,9 @@ def train_command(
         seed=seed,
         augment=augment,
         limit=limit,
+        input_size=input_size,
+        alpha=alpha,
+        weights=weights,
     )
     result = train(arch, out, config)
     report.print_kv(

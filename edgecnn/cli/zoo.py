@@ -22,8 +22,19 @@ def zoo_command(
     specs = [zoo.get_spec(n) for n in zoo.names(pattern)]
     report.print_table(
         "edgecnn zoo",
-        ("name", "input", "params", "output", "data", "source"),
-        [(s.name, "×".join(map(str, s.input_shape)), s.params, s.output.value, s.data, s.source) for s in specs],
+        ("name", "input", "params", "output", "data", "train options", "source"),
+        [
+            (
+                s.name,
+                "×".join(map(str, s.input_shape)),
+                s.params,
+                s.output.value,
+                s.data,
+                " ".join("--" + o.replace("_", "-") for o in s.options) or "—",
+                s.source,
+            )
+            for s in specs
+        ],
     )
     if json_out:
         report.write_json(json_out, [s.to_dict() for s in specs])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import io
 import logging
 import tempfile
 import time
@@ -12,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn._fs import atomic_path, variant_path
+from edgecnn._fs import atomic_path, sha256_file, variant_path
 from edgecnn.errors import QuantizeError, UsageError
+from edgecnn.quantize.anatomy import anatomy, roles
 from edgecnn.quantize.calibration import (
     DEFAULT_CALIBRATION_SAMPLES,
     ArrayReader,
@@ -49,6 +53,7 @@ class QuantizeReport:
     speed: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    anatomy: list[dict[str, Any]] = field(default_factory=list)  # per role: INT8 / float / folded, and why
 
     @property
     def size_ratio(self) -> float:
@@ -68,6 +73,7 @@ class QuantizeReport:
             "speed": self.speed,
             "warnings": self.warnings,
             "seconds": self.seconds,
+            "anatomy": self.anatomy,
         }
 
 
@@ -116,20 +122,21 @@ def _write_int8(
     op_types = None  # quantize_static takes the op types to include: exclusion is the complement
     if config.exclude_op_types:
         op_types = sorted({n.op_type for n in onnx.load(str(src)).graph.node} - set(config.exclude_op_types))
-    quantize_static(
-        str(src),
-        str(out),
-        ArrayReader(input_name, calib),
-        quant_format=OrtFormat.QDQ if config.format == QuantFormat.qdq else OrtFormat.QOperator,
-        per_channel=config.per_channel,
-        reduce_range=config.reduce_range,
-        activation_type=_quant_type(config.activation_type),
-        weight_type=_quant_type(config.weight_type),
-        nodes_to_exclude=[*config.exclude_nodes, *stem] or None,
-        op_types_to_quantize=op_types,
-        calibrate_method=getattr(OrtMethod, _METHODS[config.calibration_method]),
-        extra_options={"ActivationSymmetric": config.activation_type == "int8", "WeightSymmetric": True},
-    )
+    with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print() their bin counts
+        quantize_static(
+            str(src),
+            str(out),
+            ArrayReader(input_name, calib),
+            quant_format=OrtFormat.QDQ if config.format == QuantFormat.qdq else OrtFormat.QOperator,
+            per_channel=config.per_channel,
+            reduce_range=config.reduce_range,
+            activation_type=_quant_type(config.activation_type),
+            weight_type=_quant_type(config.weight_type),
+            nodes_to_exclude=[*config.exclude_nodes, *stem] or None,
+            op_types_to_quantize=op_types,
+            calibrate_method=getattr(OrtMethod, _METHODS[config.calibration_method]),
+            extra_options={"ActivationSymmetric": config.activation_type == "int8", "WeightSymmetric": True},
+        )
 
 
 def _write_dynamic(src: Path, out: Path, config: QuantizeConfig) -> None:
@@ -164,11 +171,14 @@ def quantize(
     calibration: str | Path | None = None,
     eval_data: str | None = None,
     measure_speed: bool = True,
+    fallback: bool = True,
 ) -> QuantizeReport:
     """Quantize ``src`` (an edgecnn ONNX model) into ``dst`` (default ``NAME.int8|dynamic|fp16.onnx``).
 
     Static INT8 needs ``calibration``: an image folder or a data source (its train split); without it,
     the model's own training source is used when it loads offline (``edgecnn.source.data``).
+    With ``eval_data`` and ``fallback``, an INT8 model that misses the accuracy bars there is replaced by
+    the first configuration of ``search.bar_ladder`` that holds them, and the report says so.
 
     Raises:
         ModelError, InputError (calibration), UsageError, QuantizeError.
@@ -183,7 +193,13 @@ def quantize(
         raise UsageError(f"{dst}: the output would overwrite the input model")
     t0 = time.perf_counter()
     notes: list[str] = []
-    info: dict[str, Any] = {"mode": config.mode.value, "config": config.describe()}
+    quantized_graph: Any = None  # the FP32 graph the INT8 quantizer saw (for the per-role anatomy)
+    # the FP32 model it came from: the plain-onnxruntime bench baseline re-quantizes that one by hand
+    info: dict[str, Any] = {
+        "mode": config.mode.value,
+        "config": config.describe(),
+        "source_model": {"path": str(src.resolve()), "sha256": sha256_file(src)},
+    }
     with tempfile.TemporaryDirectory(prefix="edgecnn-quant-") as tmp_name:
         tmp = Path(tmp_name)
         raw = tmp / "quant.onnx"
@@ -208,10 +224,12 @@ def quantize(
                             f"(the default asks for up to {DEFAULT_CALIBRATION_SAMPLES})"
                         )
                     input_name = _input_name(base)
-                    graph = onnx.load(str(base), load_external_data=False).graph
+                    graph = quantized_graph = onnx.load(str(base), load_external_data=False).graph
                     stem = stem_nodes(graph) if config.float_stem else []
                     stem_convs = sum(1 for n in graph.node if n.op_type == "Conv" and n.name in set(stem))
-                    _write_int8(base, raw, config, calib, input_name, stem)
+                    by_role = roles(graph) if config.float_roles else {}
+                    role_nodes = [n for n, r in by_role.items() if r in config.float_roles and n not in stem]
+                    _write_int8(base, raw, config, calib, input_name, [*stem, *role_nodes])
                     info |= {
                         "method": config.calibration_method.value,
                         "format": config.format.value,
@@ -226,6 +244,8 @@ def quantize(
                         "excluded_op_types": list(config.exclude_op_types),
                         "float_stem": stem,
                         "float_stem_convs": stem_convs,
+                        "float_roles": list(config.float_roles),
+                        "float_role_nodes": role_nodes,
                     }
                     if stem and config.format == QuantFormat.qdq:
                         # onnxruntime's QDQ propagation would move the first QuantizeLinear above the stem's
@@ -246,6 +266,17 @@ def quantize(
         with atomic_path(dst, suffix=".onnx") as out:
             onnx.save_model(model, str(out))
     cov = coverage(dst)
+    role_rows: list[dict[str, Any]] = []
+    if quantized_graph is not None:
+        rows = anatomy(
+            quantized_graph,
+            dst,
+            stem=info.get("float_stem", []),
+            excluded_nodes=config.exclude_nodes,
+            excluded_op_types=config.exclude_op_types,
+            float_roles=config.float_roles,
+        )
+        role_rows = [r.to_dict() for r in rows]
     stem_convs = int(info.get("float_stem_convs", 0))
     if config.mode != QuantMode.fp16 and cov["float"] > stem_convs:
         notes.append(f"{cov['float']} compute node(s) still run in float: {cov['float_ops']}")
@@ -260,12 +291,16 @@ def quantize(
         coverage=cov,
         quantization=info,
         warnings=notes,
+        anatomy=role_rows,
     )
-    accuracy = evaluate(src, dst, meta, eval_data) if eval_data else None
-    speed = measure_pair(src, dst) if measure_speed else None
-    return QuantizeReport(
-        **{**report.__dict__, "accuracy": accuracy, "speed": speed, "seconds": time.perf_counter() - t0}
-    )
+    if eval_data:
+        report = dataclasses.replace(report, accuracy=evaluate(src, dst, meta, eval_data))
+        if fallback and config.mode == QuantMode.int8 and not report.accuracy["passed"]:
+            from edgecnn.quantize.search import hold_bars
+
+            report = hold_bars(src, dst, config, calibration=calibration, eval_data=eval_data, first=report)
+    speed = measure_pair(src, report.path) if measure_speed else None
+    return dataclasses.replace(report, speed=speed, seconds=time.perf_counter() - t0)
 
 
 def _input_name(path: Path) -> str:

@@ -43,6 +43,8 @@ class QuantizeConfig:
     exclude_nodes: tuple[str, ...] = ()
     float_stem: bool = True  # keep convs over 1–4 input channels (and their pooling) in float: see stem.py
     exclude_op_types: tuple[str, ...] = ()
+    # roles of the network to keep in float (edgecnn.quantize.anatomy.ROLE_ORDER): "hard-swish", "SiLU", ...
+    float_roles: tuple[str, ...] = ()
     preprocess: bool = True  # ORT's quant_pre_process: shape inference + graph optimisation first
     seed: int = 0  # class-balanced calibration sampling
 
@@ -51,6 +53,11 @@ class QuantizeConfig:
             raise UsageError(f"calibration_samples must be >= 1, got {self.calibration_samples}")
         if self.activation_type not in ("uint8", "int8") or self.weight_type not in ("uint8", "int8"):
             raise UsageError("activation/weight types must be 'uint8' or 'int8'")
+        from edgecnn.quantize.anatomy import ROLE_ORDER
+
+        unknown = sorted(set(self.float_roles) - set(ROLE_ORDER))
+        if unknown:
+            raise UsageError(f"unknown float role(s) {unknown}; choose from {', '.join(ROLE_ORDER)}")
 
     @classmethod
     def int8(cls, **overrides: Any) -> QuantizeConfig:
@@ -75,4 +82,5 @@ class QuantizeConfig:
         gran = "per-channel" if self.per_channel else "per-tensor"
         excl = f", excl {len(self.exclude_nodes)} nodes" if self.exclude_nodes else ""
         stem = ", float stem" if self.float_stem else ""
-        return f"int8 {self.format.value} {gran} {self.calibration_method.value}{stem}{excl}"
+        roles = f", float {'/'.join(self.float_roles)}" if self.float_roles else ""
+        return f"int8 {self.format.value} {gran} {self.calibration_method.value}{stem}{roles}{excl}"

@@ -7,17 +7,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from edgecnn.quantize.anatomy import INT8_KERNELS
+
 FLOAT_COMPUTE = ("Conv", "FusedConv", "NchwcConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul", "ConvTranspose")
-QUANT_COMPUTE = (
-    "QLinearConv",
-    "QLinearMatMul",
-    "QGemm",
-    "ConvInteger",
-    "MatMulInteger",
-    "MatMulIntegerToFloat",
-    "DynamicQuantizeMatMul",
-    "QLinearAdd",
-)
 
 
 def optimized_ops(path: str | Path, threads: int = 1) -> Counter[str]:
@@ -46,7 +38,7 @@ def optimized_ops(path: str | Path, threads: int = 1) -> Counter[str]:
 def coverage(path: str | Path) -> dict[str, Any]:
     """How many compute nodes run as quantized kernels, and which float ones remain."""
     ops = optimized_ops(path)
-    quant = {k: v for k, v in ops.items() if k in QUANT_COMPUTE}
+    quant = {k: v for k, v in ops.items() if k in INT8_KERNELS}
     floating = {k: v for k, v in ops.items() if k in FLOAT_COMPUTE}
     return {
         "quantized_ops": quant,

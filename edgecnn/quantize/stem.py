@@ -37,13 +37,34 @@ def stem_nodes(model: Any, max_channels: int = THIN_CHANNELS) -> list[str]:
             consumers.setdefault(name, []).append(node)
         for name in node.output:
             producer[name] = node
-    picked: list[str] = []
-    for node in graph.node:
+    inputs = {i.name for i in graph.input} - set(weights)
+
+    def thin(node: Any) -> bool:
         if node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in weights:
-            continue
+            return False
         group = next((a.i for a in node.attribute if a.name == "group"), 1)
         w = weights[node.input[1]]
-        if group != 1 or len(w) < 2 or w[1] > max_channels:
+        return group == 1 and len(w) >= 2 and w[1] <= max_channels
+
+    def reads_image(node: Any) -> bool:
+        """Fed by the graph input through leaders, followers and other thin convs only: a squeeze-excite
+        convolution over 4 pooled channels deep in the network is thin, but no stem."""
+        name = node.input[0]
+        for _ in range(64):
+            if name in inputs:
+                return True
+            up = producer.get(name)
+            if up is None or not (up.op_type in _LEADERS | _FOLLOWERS or thin(up)):
+                return False
+            activations = [i for i in up.input if i and i not in weights]
+            if len(activations) != 1:
+                return False
+            name = activations[0]
+        return False
+
+    picked: list[str] = []
+    for node in graph.node:
+        if not thin(node) or not reads_image(node):
             continue
         picked.append(node.name)
         lead = producer.get(node.input[0])

@@ -8,7 +8,10 @@ from Python adds 5–7 µs of its own (name validation, output allocation and co
   write into an output buffer allocated here (``call="bind"``, IO binding), and
 * runs a large batch as ``streams`` slices on as many single-threaded sessions in parallel (throughput
   mode, as OpenVINO's streams): onnxruntime's intra-op threads scale poorly on small convolutions, two
-  independent sessions scale almost linearly.
+  independent sessions scale almost linearly; and
+* feeds each session its slice in ``micro_batch`` rows per call, so that one call's activations stay in
+  the caches: a batch-32 call of MobileNetV2 at 224×224 streams ~40 MB per layer through memory, and
+  one thread ran it at 212 images/s where 32 batch-1 calls ran 282 (INT8, this 2-core Zen 4).
 
 Which combination wins depends on the model and the machine: ``edgecnn tune`` measures them and writes
 the winner beside the model (see ``edgecnn.runtime.tuning``).
@@ -56,10 +59,13 @@ class EngineSettings:
     call: CallPath = CallPath.direct
     spin_stop: bool = False  # stop spinning when a run ends (always so with several streams: they share cores)
     disabled_optimizers: tuple[str, ...] | None = None  # None: what the model's metadata asks for
+    micro_batch: int | None = None  # rows per session call (a stream's slice in chunks); None: all at once
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
             raise UsageError(f"threads must be >= 1, got {self.threads}")
+        if self.micro_batch is not None and self.micro_batch < 1:
+            raise UsageError(f"micro_batch must be >= 1, got {self.micro_batch}")
         if self.streams < 1:
             raise UsageError(f"streams must be >= 1, got {self.streams}")
         if self.optimization not in OPTIMIZATION_LEVELS:
@@ -106,6 +112,8 @@ class EngineSettings:
         text = f"{self.streams} stream(s) × {threads} thread(s), spin {spin}, opt {opt}, {call}"
         if self.disabled_optimizers is not None:
             text += f", without {', '.join(self.disabled_optimizers) or 'nothing'}"
+        if self.micro_batch is not None:
+            text += f", micro-batch {self.micro_batch}"
         return text
 
 
@@ -163,7 +171,8 @@ class Engine:
             call = CallPath.run  # a future onnxruntime without the C++ handle: the public call still works
         self.call = call
         # one session called directly: the whole call is one C++ run, no Python dispatch on top
-        self._single = first._sess.run if call == CallPath.direct and len(self.sessions) == 1 else None
+        single = call == CallPath.direct and len(self.sessions) == 1 and self.settings.micro_batch is None
+        self._single = first._sess.run if single else None
         self._output_names = [self.output_name]
         self._local = threading.local()
         self._pool: ThreadPoolExecutor | None = None
@@ -203,6 +212,12 @@ class Engine:
         return np.concatenate([head, *(f.result() for f in futures)])
 
     def _call(self, index: int, x: np.ndarray) -> np.ndarray:
+        step = self.settings.micro_batch
+        if step is None or len(x) <= step:
+            return self._call_once(index, x)
+        return np.concatenate([self._call_once(index, x[i : i + step]) for i in range(0, len(x), step)])
+
+    def _call_once(self, index: int, x: np.ndarray) -> np.ndarray:
         session = self.sessions[index]
         if self.call == CallPath.direct:
             return session._sess.run(self._output_names, {self.input_name: x}, None)[0]

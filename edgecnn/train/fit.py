@@ -29,9 +29,12 @@ class TrainConfig:
     validation_split: float = 0.1  # carved from the train split (deterministic for the seed)
     patience: int = 4  # early stopping on val_accuracy, best weights restored
     seed: int = 0
-    augment: bool = False
+    augment: bool | None = None  # augmentation layers (inactive at inference); None: the architecture's default
     learning_rate: float | None = None
     limit: int | None = None  # cap on training samples (smoke runs)
+    input_size: int | None = None  # square input of a keras.applications net (`edgecnn zoo` lists its options)
+    alpha: float | None = None  # MobileNet width multiplier
+    weights: str | None = None  # "imagenet": start from the ImageNet base (downloads once; needs a network)
     verbose: int | None = None  # Keras verbosity; None: progress bar on a terminal, one line per epoch otherwise
 
     def __post_init__(self) -> None:
@@ -122,7 +125,8 @@ def train(arch: str, out_dir: str | Path = "runs", config: TrainConfig | None = 
     from edgecnn.runtime.preprocess import pixels_to_input
 
     config = config or TrainConfig()
-    spec = zoo.get_spec(arch)
+    spec = zoo.get_spec(arch).sized(config.input_size)
+    options = spec.builder_options(input_size=config.input_size, alpha=config.alpha, weights=config.weights)
     out, model_path = output_paths(arch, out_dir)
     keras = require("keras")
     data = config.data or spec.data
@@ -152,7 +156,10 @@ def train(arch: str, out_dir: str | Path = "runs", config: TrainConfig | None = 
     x_test, y_test = pixels_to_input(test_ds.x, meta), test_ds.y
 
     keras.utils.set_random_seed(config.seed)
-    model = zoo.build(arch, augment=config.augment) if config.augment else zoo.build(arch)
+    augment = spec.extra.get("augment", False) if config.augment is None else config.augment
+    if augment:
+        options["augment"] = True
+    model = zoo.build(arch, **options)
     zoo.compile_for_training(model, arch, config.learning_rate)
     out.mkdir(parents=True, exist_ok=True)
     best = out / f".{model_path.stem}.best.keras"

@@ -1,4 +1,6 @@
-"""The course architectures by name. Listing needs no TensorFlow; ``build`` imports Keras when called.
+"""The course architectures and the keras.applications nets people deploy, by name.
+
+Listing needs no TensorFlow; ``build`` imports Keras when called.
 
 Example::
 
@@ -6,6 +8,7 @@ Example::
 
     zoo.names("mnist-*")
     model = zoo.build("mnist-cnn")   # a fresh, untrained keras.Model
+    model = zoo.build("mobilenetv2", input_size=96, alpha=0.5)
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgecnn.runtime.metadata import ModelMetadata
-from edgecnn.zoo import catsdogs, cifar, mnist, telemetry, vgg  # noqa: F401  (registration)
+from edgecnn.zoo import applications, catsdogs, cifar, mnist, telemetry, vgg  # noqa: F401  (registration)
 from edgecnn.zoo.registry import ZooSpec, builder, get_spec, names
 
 
@@ -22,9 +25,9 @@ def build(name: str, **kwargs: Any) -> Any:
     return builder(name)(**kwargs)
 
 
-def metadata_for(name: str) -> ModelMetadata:
+def metadata_for(name: str, input_size: int | None = None) -> ModelMetadata:
     """The edgecnn metadata an export of ``name`` carries (labels, input, preprocess, output)."""
-    return get_spec(name).metadata()
+    return get_spec(name).sized(input_size).metadata()
 
 
 def compile_for_training(model: Any, name: str, learning_rate: float | None = None) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from edgecnn.errors import UsageError
@@ -38,7 +38,33 @@ class ZooSpec:
     epochs: int = 5
     batch_size: int = 64
     reported_accuracy: str = "—"
+    options: tuple[str, ...] = ()  # builder options a user may set: input_size, alpha, weights
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def sized(self, input_size: int | None) -> ZooSpec:
+        """This spec at a square ``input_size`` (the keras.applications nets); itself when None.
+
+        Raises:
+            UsageError: the architecture has a fixed input.
+        """
+        if input_size is None or (input_size, input_size) == self.input_shape[:2]:
+            return self
+        if "input_size" not in self.options:
+            raise UsageError(f"{self.name} has a fixed input {'×'.join(map(str, self.input_shape))}; drop --input-size")
+        smallest = int(self.extra.get("min_input_size", 1))
+        if input_size < smallest:
+            raise UsageError(f"{self.name}: --input-size must be >= {smallest}, got {input_size}")
+        return replace(self, input_shape=(input_size, input_size, *self.input_shape[2:]))
+
+    def builder_options(self, **options: Any) -> dict[str, Any]:
+        """The options given (None = the builder's default) as builder kwargs; UsageError for one it lacks."""
+        given = {k: v for k, v in options.items() if v is not None}
+        unknown = sorted(set(given) - set(self.options))
+        if unknown:
+            flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
+            takes = ", ".join("--" + k.replace("_", "-") for k in self.options) or "no options"
+            raise UsageError(f"{self.name} does not take {flags} (it takes {takes})")
+        return given
 
     @property
     def input_spec(self) -> InputSpec:
@@ -72,6 +98,7 @@ class ZooSpec:
             "layers": self.layers,
             "source": self.source,
             "reported_accuracy": self.reported_accuracy,
+            "options": list(self.options),
         }
 
 

@@ -33,6 +33,7 @@ VGG_RAW = PreprocessSpec(color_mode=ColorMode.RGB, resize="bilinear", scale=1.0,
         epochs=10,
         batch_size=32,
         reported_accuracy="97.6% (ImageNet weights)",
+        options=("weights",),
     )
 )
 def vgg16_transfer(weights: str | None = None, **_: Any) -> Any:
@@ -44,7 +45,7 @@ def vgg16_transfer(weights: str | None = None, **_: Any) -> Any:
     inputs = keras.Input((180, 180, 3), name="input")
     # caffe-style preprocessing inside the model: RGB->BGR, subtract ImageNet means (no scaling)
     # (plain layers, no Lambda: a Lambda would make the saved model unsafe to load)
-    x = _bgr_means()(inputs)
+    x = bgr_means()(inputs)
     x = base(x, training=False)
     x = L.Flatten()(x)
     x = L.Dense(256, activation="relu")(x)
@@ -53,8 +54,9 @@ def vgg16_transfer(weights: str | None = None, **_: Any) -> Any:
     return keras.Model(inputs, outputs, name="vgg16-transfer")
 
 
-def _bgr_means() -> Any:
-    """Caffe preprocessing as plain Keras layers: a fixed 1×1 conv does RGB→BGR and the mean shift."""
+def bgr_means() -> Any:
+    """Caffe preprocessing as plain Keras layers: a fixed 1×1 conv does RGB→BGR and the mean shift
+    (VGG16, ResNet50: ``keras.applications.*.preprocess_input`` in ``caffe`` mode), at any input size."""
     import numpy as np
 
     keras = _keras()
@@ -63,6 +65,6 @@ def _bgr_means() -> Any:
         kernel[0, 0, in_c, out_c] = 1.0
     bias = -np.array([103.939, 116.779, 123.68], np.float32)
     layer = keras.layers.Conv2D(3, 1, use_bias=True, trainable=False, name="caffe_preprocess")
-    layer.build((None, 180, 180, 3))
+    layer.build((None, None, None, 3))
     layer.set_weights([kernel, bias])
     return layer

@@ -32,6 +32,8 @@ def test_tune_measures_every_stage_and_writes_a_sidecar_that_applies(model: Path
     for mode in ("latency", "throughput"):
         assert {(mode, s) for s in ("parallelism", "optimization", "call")} <= stages
         assert result.speedup(mode) > 0
+    micro = [m["settings"]["micro_batch"] for m in result.measurements if m["stage"] == "micro_batch"]
+    assert set(micro) >= {1, 2, 4} and ("latency", "micro_batch") not in stages  # chunks smaller than the batch
     assert all(m["answers_agree"] for m in result.measurements)
     tuning, why = load_tuning(model)
     assert tuning is not None, why
@@ -94,3 +96,11 @@ def test_bench_compares_stream_counts_side_by_side(model: Path, tmp_path: Path) 
     engines = data["models"][0]["engine"]
     assert engines["4@1 stream"]["settings"]["threads"] == 2 and engines["4@2 streams"]["settings"]["threads"] == 1
     assert not any(e["settings"]["spin_stop"] for e in engines.values())  # spinning is not forced off
+
+
+def test_one_mode_can_be_tuned_alone(model: Path) -> None:
+    result = tune(model, TuneConfig(throughput_batch=4, seconds=0.01, rounds=1, modes=("throughput",)), write=False)
+    assert {m["mode"] for m in result.measurements} == {"throughput"}
+    assert result.tuning.latency == EngineSettings(threads=None)  # untouched: the default
+    with pytest.raises(UsageError, match="modes must be"):
+        TuneConfig(modes=("fast",))

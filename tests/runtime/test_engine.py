@@ -25,15 +25,37 @@ def _bare(model: Path, x: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("call", list(CallPath))
 @pytest.mark.parametrize("streams", [1, 3])
+@pytest.mark.parametrize("micro_batch", [None, 2])
 def test_every_call_path_and_stream_count_answers_like_a_bare_session(
-    tiny_onnx: Path, call: CallPath, streams: int
+    tiny_onnx: Path, call: CallPath, streams: int, micro_batch: int | None
 ) -> None:
-    engine = Engine(tiny_onnx, "cpu", EngineSettings(threads=1, streams=streams, call=call))
+    settings = EngineSettings(threads=1, streams=streams, call=call, micro_batch=micro_batch)
+    engine = Engine(tiny_onnx, "cpu", settings)
     assert engine.call == call and len(engine.sessions) == streams
     for n in (1, 2, 7):  # fewer samples than streams, and an uneven split
         x = np.random.default_rng(n).random((n, 8, 8, 3), dtype=np.float32)
         np.testing.assert_array_equal(engine.run(x), _bare(tiny_onnx, x))
     engine.close()
+
+
+def test_micro_batches_feed_each_session_in_chunks(tiny_onnx: Path, tmp_path: Path) -> None:
+    """A model whose batch axis is fixed to 2 runs a batch of 6 only when the engine feeds it 2 rows a call."""
+    import onnx
+
+    from edgecnn.errors import ModelError
+
+    model = onnx.load(str(tiny_onnx))
+    for value in (*model.graph.input, *model.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_value = 2
+    fixed = tmp_path / "batch2.onnx"
+    onnx.save(model, fixed)
+    x = np.random.default_rng(3).random((6, 8, 8, 3), dtype=np.float32)
+    for streams in (1, 3):
+        chunked = Engine(fixed, "cpu", EngineSettings(threads=1, streams=streams, micro_batch=2))
+        np.testing.assert_array_equal(chunked.run(x), _bare(tiny_onnx, x))
+        chunked.close()
+    with pytest.raises(ModelError, match="onnxruntime failed while running the model"):
+        Engine(fixed, "cpu", EngineSettings(threads=1)).run(x)
 
 
 def test_bound_outputs_are_not_overwritten_by_the_next_call(tiny_onnx: Path) -> None:
@@ -73,11 +95,12 @@ def test_streams_are_thread_safe(tiny_onnx: Path) -> None:
 
 
 def test_settings_validate_and_round_trip() -> None:
-    s = EngineSettings(threads=2, streams=3, spin=False, optimization="extended", call="bind")  # type: ignore[arg-type]
+    s = EngineSettings(threads=2, streams=3, spin=False, optimization="extended", call="bind", micro_batch=4)  # type: ignore[arg-type]
     assert s.call is CallPath.bind
     assert EngineSettings.from_dict(s.to_dict()) == s
-    assert "3 stream(s) × 2 thread(s)" in s.describe()
-    for bad in ({"streams": 0}, {"threads": 0}, {"optimization": "max"}, {"call": "fast"}, {"colour": 1}):
+    assert "3 stream(s) × 2 thread(s)" in s.describe() and "micro-batch 4" in s.describe()
+    bad_settings = ({"streams": 0}, {"threads": 0}, {"optimization": "max"}, {"call": "fast"}, {"colour": 1})
+    for bad in (*bad_settings, {"micro_batch": 0}):
         with pytest.raises(UsageError):
             EngineSettings.from_dict(bad)
     assert EngineSettings.throughput(cores=4) == EngineSettings(threads=1, streams=4)

@@ -1,0 +1,334 @@
+"""INT8 against its yardsticks, on every zoo model and the keras.applications nets people deploy.
+
+For each model: edgecnn's INT8 (its defaults: static U8S8 QDQ, float stem, fallback ladder) run with the
+engine's defaults and after ``edgecnn tune``, beside a plain onnxruntime ``quantize_static`` U8S8 of the
+same FP32 export in a bare ``InferenceSession`` (what a user does by hand) and TFLite INT8 (XNNPACK) of
+the same Keras model — all calibrated on the same tensors, measured interleaved in one run, at batch 1 /
+1 thread and batch 32 / 2 threads; with MACs per image and the fraction of this machine's INT8 peak.
+
+    python benchmarks/int8_matrix.py                      # writes benchmarks/results/int8_matrix.{json,md,png}
+    python benchmarks/int8_matrix.py --models mobilenetv2,resnet50 --duration 1 --out /tmp/m
+
+Weights and accuracy: the course nets train one epoch as in zoo_matrix.py; the keras.applications nets
+train at 32×32 (``--train-size``) on mnist5k (augmented, as ``edgecnn train`` does), and their INT8
+accuracy is measured there on the 1,000-image test split. Speed is measured at ``--size`` (224) with the
+same trained weights (global pooling makes them size-independent), calibrated on digits at that size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from zoo_matrix import SKIP, keras_model, machine_name
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = {"batch1-1thread": (1, 1), "batch32-2threads": (32, 2)}
+APP_EPOCHS = {"mobilenetv2": 10, "mobilenetv3small": 8, "mobilenetv3large": 8, "efficientnetb0": 10, "resnet50": 4}
+PLAIN = "onnxruntime int8 (plain)"
+TFLITE = "tflite int8"
+
+
+def is_application(name: str) -> bool:
+    from edgecnn import zoo
+
+    return "input_size" in zoo.get_spec(name).options
+
+
+def application_models(name: str, work: Path, train_size: int, size: int) -> tuple[Path, Path]:
+    """(Keras model trained at ``train_size``, the same weights at ``size``)."""
+    from edgecnn import zoo
+    from edgecnn.export.keras_io import load_keras, read_sidecar, write_sidecar
+    from edgecnn.train import TrainConfig, train
+
+    trained = train(name, work / "runs", TrainConfig(input_size=train_size, epochs=APP_EPOCHS[name], verbose=0))
+    print(f"   trained {name} at {train_size}: {trained.test_accuracy:.1%} test", file=sys.stderr, flush=True)
+    if size == train_size:
+        return trained.model_path, trained.model_path
+    small = load_keras(trained.model_path)
+    big = zoo.build(name, input_size=size)
+    big.set_weights(small.get_weights())
+    path = work / f"{name}-{size}.keras"
+    big.save(str(path))
+    write_sidecar(path, read_sidecar(trained.model_path))
+    return trained.model_path, path
+
+
+def int8_of(keras_path: Path, work: Path, tag: str, data: str, evaluate: bool) -> tuple[Path, Any]:
+    from edgecnn.export import ExportConfig, export_keras
+    from edgecnn.quantize import QuantizeConfig, quantize
+
+    fp32 = export_keras(keras_path, work / f"{tag}.onnx", ExportConfig(parity_samples=16, check=False)).path
+    report = quantize(
+        fp32, None, QuantizeConfig.int8(), calibration=data, eval_data=data if evaluate else None, measure_speed=False
+    )
+    return fp32, report
+
+
+def tuned_settings(int8: Path, cores: int, mode: str) -> Any:
+    from edgecnn.bench.tune import TuneConfig, tune
+
+    result = tune(int8, TuneConfig(cores=cores, seconds=0.2, rounds=3, modes=(mode,)), write=False)
+    return result.tuning.latency if mode == "latency" else result.tuning.throughput
+
+
+def measure(name: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    from edgecnn.bench import Baseline, BenchConfig, run_benchmark
+    from edgecnn.bench.ops import count_macs
+    from edgecnn.runtime.classifier import read_metadata
+    from edgecnn.runtime.engine import EngineSettings
+
+    entry: dict[str, Any] = {"application": is_application(name)}
+    if entry["application"]:
+        small, big = application_models(name, work, args.train_size, args.size)
+        _, acc_report = int8_of(small, work, f"{name}-{args.train_size}", "mnist5k", evaluate=True)
+        fp32, speed_report = int8_of(big, work, f"{name}-{args.size}", "mnist5k", evaluate=False)
+        keras_path, data = big, "mnist5k"
+        entry["input"] = args.size
+        entry["accuracy_at"] = args.train_size
+    else:
+        keras_path, data = keras_model(name, work)
+        fp32, acc_report = int8_of(keras_path, work, name, data, evaluate=True)
+        speed_report = acc_report
+        entry["input"] = "×".join(map(str, read_metadata(fp32).input.sample_shape))
+        entry["accuracy_at"] = None
+    a = acc_report.accuracy
+    entry["accuracy"] = {
+        "fp32": a["reference_accuracy"],
+        "int8": a["candidate_accuracy"],
+        "delta_pp": a["accuracy_delta_pp"],
+        "agreement": a["top1_agreement"],
+        "within_bars": bool(a["passed"]),
+        "config": acc_report.config.describe(),
+        "fallback": [t["config"] for t in acc_report.quantization.get("fallback", [])],
+    }
+    entry["macs"] = count_macs(fp32).macs
+    entry["anatomy"] = speed_report.anatomy
+    int8 = speed_report.path
+    for label, (batch, threads) in SETTINGS.items():
+        mode = "latency" if batch == 1 else "throughput"
+        default = EngineSettings(threads=threads)
+        tuned = tuned_settings(int8, threads, mode)
+        engines = (default,) if tuned == default else (default, tuned)
+        cfg = BenchConfig(
+            batch_sizes=(batch,),
+            threads=threads,
+            engines=engines,
+            warmup=3,
+            duration_s=args.duration,
+            block=5,
+            block_s=0.3,
+            keras_model=str(keras_path),
+            calibration=data,
+            baselines=(Baseline.ort_int8, Baseline.tflite),
+            tuned=False,
+        )
+        res = run_benchmark([int8], cfg).to_dict()
+        rows = res["steady_state"]
+        ours = [r for r in rows if r["name"].startswith(int8.name)]
+        by_name = {r["name"]: r for r in rows}
+        entry[label] = {
+            "default": _row(ours[0]),
+            "tuned": _row(ours[-1]),
+            "tuned_settings": tuned.describe(),
+            PLAIN: _row(by_name[PLAIN]),
+            TFLITE: _row(by_name[TFLITE]) if TFLITE in by_name else None,
+        }
+        entry["_env"] = res["environment"]
+        print(f"   {label}: {_summary(entry[label], batch)}", file=sys.stderr, flush=True)
+    return entry
+
+
+def _row(r: dict[str, Any]) -> dict[str, Any]:
+    return {"p50_ms": r["p50_ms"], "throughput": r["throughput"], "n": r["n"], "engine": r.get("engine")}
+
+
+def ratio(ours: dict[str, Any], theirs: dict[str, Any] | None, batch: int) -> float | None:
+    """> 1: ours faster (batch 1: p50 latency ratio; batch 32: throughput ratio)."""
+    if theirs is None:
+        return None
+    if batch == 1:
+        return theirs["p50_ms"] / ours["p50_ms"]
+    return ours["throughput"] / theirs["throughput"]
+
+
+def _summary(s: dict[str, Any], batch: int) -> str:
+    d, t = ratio(s["default"], s[PLAIN], batch), ratio(s["tuned"], s[PLAIN], batch)
+    f = ratio(s["tuned"], s[TFLITE], batch)
+    return f"default {d:.2f}× plain, tuned {t:.2f}× plain, tuned {f:.2f}× tflite int8" if f else f"{d:.2f}×/{t:.2f}×"
+
+
+def main() -> None:
+    from edgecnn import zoo
+    from edgecnn.bench.ops import measure_peak
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(n for n in zoo.names() if n not in SKIP))
+    parser.add_argument("--size", type=int, default=224, help="input of the keras.applications nets for speed")
+    parser.add_argument("--train-size", type=int, default=32, help="input they train (and are scored) at")
+    parser.add_argument("--duration", type=float, default=1.0, help="seconds per runner and setting")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args()
+    t_start = time.time()
+    peaks = {str(t): measure_peak(threads=t, seconds=2.0).to_dict() for t in (1, 2)}
+    results: dict[str, Any] = {}
+    work = Path(tempfile.mkdtemp(prefix="edgecnn-int8-"))
+    partial = args.out / ".int8_matrix.partial.json"
+    try:
+        for name in args.models.split(","):
+            print(f"== {name}", file=sys.stderr, flush=True)
+            results[name] = measure(name, args, work)
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(json.dumps({"peaks": peaks, "results": results}, default=str))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    write(results, peaks, args, time.time() - t_start)
+    partial.unlink(missing_ok=True)
+
+
+def write(results: dict[str, Any], peaks: dict[str, Any], args: argparse.Namespace, seconds: float) -> None:
+    from edgecnn._fs import write_text_atomic
+
+    env = next(iter(results.values()))["_env"]
+    summary = {}
+    for m, e in results.items():
+        summary[m] = {}
+        for label, (batch, threads) in SETTINGS.items():
+            s = e[label]
+            per_s = batch / (s["tuned"]["p50_ms"] / 1e3) if batch == 1 else s["tuned"]["throughput"]
+            tfl = s[TFLITE]
+            tfl_per_s = None if tfl is None else (batch / (tfl["p50_ms"] / 1e3) if batch == 1 else tfl["throughput"])
+            peak = threads * peaks["1"]["int8_gops"] * 1e9  # per-core peak × threads
+            summary[m][label] = {
+                "default_vs_plain": ratio(s["default"], s[PLAIN], batch),
+                "tuned_vs_plain": ratio(s["tuned"], s[PLAIN], batch),
+                "tuned_vs_tflite_int8": ratio(s["tuned"], tfl, batch),
+                "default_vs_tflite_int8": ratio(s["default"], tfl, batch),
+                "peak_fraction_edgecnn": 2 * e["macs"] * per_s / peak,
+                "peak_fraction_tflite": None if tfl_per_s is None else 2 * e["macs"] * tfl_per_s / peak,
+            }
+    payload = {
+        "machine": machine_name(),
+        "cpu": env["cpu"],
+        "cores": env["cpu_count"],
+        "onnxruntime": env["onnxruntime_packages"],
+        "command": "python " + " ".join(sys.argv),
+        "seconds": seconds,
+        "peaks": peaks,
+        "summary": summary,
+        "results": {m: {k: v for k, v in e.items() if k != "_env"} for m, e in results.items()},
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(args.out / "int8_matrix.json", json.dumps(payload, indent=2, default=str) + "\n")
+    write_text_atomic(args.out / "int8_matrix.md", render(payload, args))
+    plot(payload, args.out / "int8_matrix.png")
+    print(f"wrote {args.out}/int8_matrix.{{json,md,png}}", file=sys.stderr)
+
+
+def _x(v: float | None) -> str:
+    return "—" if v is None else f"**{v:.2f}×**" if v < 1.0 else f"{v:.2f}×"
+
+
+def render(payload: dict[str, Any], args: argparse.Namespace) -> str:
+    p1 = payload["peaks"]["1"]
+    lines = [
+        f"# INT8 against its yardsticks on {payload['cpu']} ({payload['cores']} cores)",
+        "",
+        f"Command: `{payload['command']}` ({payload['seconds'] / 60:.1f} min); "
+        f"onnxruntime {', '.join(payload['onnxruntime'])}. INT8 peak (large U8S8 GEMM through onnxruntime): "
+        f"{p1['int8_gops']:.0f} GOP/s per core; % of peak = 2 × MACs × images/s ÷ (threads × that).",
+        "",
+        "Runners, interleaved in one run per setting, all calibrated on the same tensors: **default** = edgecnn's "
+        "INT8 with the engine's defaults (one session, the setting's threads); **tuned** = the same model with "
+        "`edgecnn tune`'s winner for that thread budget; **plain** = `quantize_static` U8S8 QDQ per-channel "
+        f"MinMax of the same FP32 export, bare `InferenceSession`; **tflite** = TFLite full-integer INT8 "
+        f"(XNNPACK). keras.applications nets at {args.size}×{args.size}. Ratios > 1: edgecnn faster; below 1 in bold.",
+        "",
+    ]
+    for label, (batch, _) in SETTINGS.items():
+        metric = "p50 ms" if batch == 1 else "images/s"
+        key = "p50_ms" if batch == 1 else "throughput"
+        fmt = "{:,.3f}" if batch == 1 else "{:,.0f}"
+        lines += [
+            f"## {label} ({metric})",
+            "",
+            "| model | input | MMACs | default | tuned | plain | tflite | default ÷ plain | tuned ÷ plain "
+            "| tuned ÷ tflite | % peak edgecnn | % peak tflite | tuned settings |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for m, e in payload["results"].items():
+            s, r = e[label], payload["summary"][m][label]
+            cells = [fmt.format(s[k][key]) if s.get(k) else "—" for k in ("default", "tuned", PLAIN, TFLITE)]
+            pct = [
+                "—" if v is None else f"{100 * v:.0f}%" for v in (r["peak_fraction_edgecnn"], r["peak_fraction_tflite"])
+            ]
+            size = f"{e['input']}²" if e["application"] else ""
+            lines.append(
+                f"| {m} | {size} | {e['macs'] / 1e6:,.1f} | " + " | ".join(cells) + f" | {_x(r['default_vs_plain'])} | "
+                f"{_x(r['tuned_vs_plain'])} | {_x(r['tuned_vs_tflite_int8'])} | {' | '.join(pct)} | "
+                f"{s['tuned_settings']} |"
+            )
+        lines.append("")
+    lines += [
+        "## INT8 accuracy against FP32 (edgecnn's defaults; 1,000 test images)",
+        "",
+        "| model | scored at | FP32 acc | INT8 acc | Δ pp | agreement | within bars | config kept |",
+        "|---|---|---:|---:|---:|---:|---|---|",
+    ]
+    for m, e in payload["results"].items():
+        a = e["accuracy"]
+        at = f"{e['accuracy_at']}² (mnist5k, augmented)" if e["application"] else "its data, 1 epoch"
+        kept = a["config"] + (f" (after {len(a['fallback']) - 1} fallback rung(s))" if a["fallback"] else "")
+        lines.append(
+            f"| {m} | {at} | {100 * a['fp32']:.1f}% | {100 * a['int8']:.1f}% | {a['delta_pp']:+.2f} | "
+            f"{100 * a['agreement']:.1f}% | {'yes' if a['within_bars'] else 'NO'} | {kept} |"
+        )
+    lines += ["", "## What runs in INT8 (keras.applications nets, onnxruntime's optimised graph)", ""]
+    for m, e in payload["results"].items():
+        if not e["application"]:
+            continue
+        parts = [
+            f"{r['role']} {r['int8']}/{r['nodes']}" + (f" ({r['float']} float)" if r["float"] else "")
+            for r in e["anatomy"]
+        ]
+        lines.append(f"- **{m}**: " + ", ".join(parts))
+    return "\n".join(lines) + "\n"
+
+
+def plot(payload: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(payload["results"])
+    fig, axes = plt.subplots(1, 2, figsize=(13, 0.42 * len(models) + 2), sharey=True)
+    y = np.arange(len(models))
+    for ax, (label, _) in zip(axes, SETTINGS.items(), strict=True):
+        for j, (key, colour, text) in enumerate(
+            (("tuned_vs_plain", "tab:blue", "÷ plain onnxruntime"), ("tuned_vs_tflite_int8", "tab:orange", "÷ TFLite"))
+        ):
+            vals = [payload["summary"][m][label][key] or 0.0 for m in models]
+            ax.barh(y + 0.4 * j, vals, height=0.4, color=colour, label=f"edgecnn tuned {text}")
+        ax.axvline(1.0, color="black", linewidth=1)
+        ax.set_title(label)
+        ax.set_xlabel("speed ratio (> 1: edgecnn faster)")
+    axes[0].set_yticks(y + 0.2, models)
+    axes[0].invert_yaxis()
+    axes[1].legend(fontsize=8, loc="lower right")
+    fig.suptitle(f"edgecnn INT8 vs plain onnxruntime and TFLite INT8 — {payload['cpu']} ({payload['cores']} cores)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
