@@ -33,7 +33,7 @@ from zoo_matrix import SKIP, keras_model, machine_name
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {"batch1-1thread": (1, 1), "batch32-2threads": (32, 2)}
-APP_EPOCHS = {"mobilenetv2": 10, "mobilenetv3small": 8, "mobilenetv3large": 8, "efficientnetb0": 10, "resnet50": 4}
+APP_EPOCHS = {"mobilenetv2": 10, "mobilenetv3small": 8, "mobilenetv3large": 8, "efficientnetb0": 10, "resnet50": 6}
 PLAIN = "onnxruntime int8 (plain)"
 TFLITE = "tflite int8"
 

@@ -135,7 +135,8 @@ def main() -> None:
     from edgecnn.runtime.engine import EngineSettings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default=",".join(n for n in zoo.names() if n not in SKIP))
+    course = [n for n in zoo.names() if n not in SKIP and "input_size" not in zoo.get_spec(n).options]
+    parser.add_argument("--models", default=",".join(course))  # the applications: int8_matrix.py
     parser.add_argument("--duration", type=float, default=0.8, help="seconds per runner and setting")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()

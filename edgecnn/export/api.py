@@ -14,6 +14,7 @@ from edgecnn.parity.compare import ParityBars, ParityReport, compare
 from edgecnn.runtime.metadata import ModelMetadata, OutputKind, embed_metadata
 
 log = logging.getLogger(__name__)
+RANDOM_INPUT_MAX_ABS_DIFF = 1e-3  # random pixels beside real data (see export_keras)
 DEFAULT_OPSET = 17  # onnxruntime ≥ 1.14 runs it everywhere; tf2onnx's best-tested opset for Keras 3
 EXPORT_DIR = Path("exported")
 
@@ -211,7 +212,13 @@ def export_keras(src: Any, dst: str | Path | None = None, config: ExportConfig |
         bars = ParityBars.for_mode("fp32")
         parity = compare(reference, onnx_model, x, y, meta.labels, bars, names=("keras", "onnx"), data=described)
         xr, _, rdesc = sample_inputs(meta, None, limit=min(64, config.parity_samples), seed=1)
-        random_parity = compare(reference, onnx_model, xr, None, meta.labels, bars, names=("keras", "onnx"), data=rdesc)
+        # noise pixels lie far outside a trained net's data: its activations grow, and FP32 rounding with
+        # them (a trained EfficientNetB0: 7e-5 on real digits, 2.9e-4 on noise); beside real data they are
+        # a sanity check at the 1e-3 bar, and without real data they are the proof, at the real bar
+        random_bars = replace(bars, max_abs_diff=RANDOM_INPUT_MAX_ABS_DIFF) if y is not None else bars
+        random_parity = compare(
+            reference, onnx_model, xr, None, meta.labels, random_bars, names=("keras", "onnx"), data=rdesc
+        )
         timings["parity"] = time.perf_counter() - t0
         del onnx_model
     report = ExportReport(

@@ -55,6 +55,19 @@ def test_parity_bar_failure_raises_parity_error(tmp_path: Path) -> None:
     assert info.value.exit_code == 4
 
 
+def test_random_pixels_are_held_to_the_real_bar_only_without_real_data(tmp_path: Path) -> None:
+    """Noise beside real digits is a sanity check (1e-3); alone, it is the proof (the FP32 bar, 1e-4)."""
+    from edgecnn.export import ExportConfig, export_keras
+
+    with_data = export_keras("zoo:mnist-mlp-deep", tmp_path / "a.onnx", ExportConfig(parity_samples=16))
+    assert with_data.parity.data.startswith("mnist5k") and with_data.parity.bars.max_abs_diff == 1e-4
+    assert with_data.random_parity.bars.max_abs_diff == 1e-3
+    alone = export_keras(
+        "zoo:telemetry-conv1d", tmp_path / "b.onnx", ExportConfig(parity_samples=16, parity_data="nope")
+    )
+    assert alone.random_parity.bars.max_abs_diff == 1e-4
+
+
 def test_output_must_be_onnx(tmp_path: Path) -> None:
     from edgecnn.export import export_keras
 
