@@ -258,11 +258,12 @@ def _why_float(node: Any, fed_int8: bool, stem: set[str], excluded: set[str], ex
     return f"onnxruntime's quantizer leaves {node.op_type} in float (no QDQ rule for it here)"
 
 
-def render_rows(rows: list[RoleRow]) -> list[tuple[str, ...]]:
-    """Table rows: role, nodes, int8, float, folded, kernels onnxruntime runs, why float."""
+def render_rows(rows: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """Table rows from ``RoleRow.to_dict()``s: role, nodes, int8, float, folded, kernels, why float."""
     table = []
     for r in rows:
-        kernels = ", ".join(f"{k}×{v}" for k, v in r.kernels.most_common())
-        why = "; ".join(r.reasons) if r.reasons else ("—" if r.float == 0 else "")
-        table.append((r.role, str(r.nodes), str(r.int8), str(r.float), str(r.folded), kernels or "—", why))
+        kernels = ", ".join(f"{k}×{v}" for k, v in Counter(r["kernels"]).most_common())
+        why = "; ".join(r["float_reasons"]) or "—"
+        cells = (r["role"], r["nodes"], r["int8"], r["float"], r["folded"])
+        table.append((*map(str, cells), kernels or "—", why))
     return table

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 from edgecnn import report
@@ -48,14 +47,12 @@ def print_quantize_report(r: Any) -> None:
     rows.append(("written", str(r.path)))
     report.print_kv(f"quantize {r.source.name} → {r.path.name}", rows)
     if r.anatomy:
-        from edgecnn.quantize.anatomy import RoleRow, render_rows
+        from edgecnn.quantize.anatomy import render_rows
 
-        roles = [RoleRow(**{**d, "kernels": Counter(d["kernels"]), "reasons": Counter(d["float_reasons"])})
-                 for d in r.anatomy]  # fmt: skip
         report.print_table(
             "what runs in INT8 (onnxruntime's optimised graph, by role)",
             ("role", "nodes", "int8", "float", "folded", "kernels", "why float"),
-            render_rows(roles),
+            render_rows(r.anatomy),
         )
     for note in r.warnings:
         report.err_console().print(f"[yellow]warning:[/yellow] {note}")

@@ -159,6 +159,8 @@ def test_export_parity_quantize(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "q.json").read_text())
     assert report["quantization"]["calibration_samples"] == 100 and report["accuracy"]["n"] == 1000
     assert (tmp_path / "deep.int8.onnx").is_file()
+    assert "QLinearSoftmax×1" in q.stdout  # the per-role table
+    assert {r["role"] for r in report["anatomy"]} >= {"dense", "softmax"}
 
 
 @pytest.mark.needs_tf
