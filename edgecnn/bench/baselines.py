@@ -92,6 +92,15 @@ def tflite_runners(
         runners.append(_interpreter("tflite int8", cache[int8_key], threads))
         return runners, notes
 
+    cache[int8_key] = tflite_int8_flatbuffer(model, calib)
+    runners.append(_interpreter("tflite int8", cache[int8_key], threads))
+    return runners, notes
+
+
+def tflite_int8_flatbuffer(model: Any, calib: np.ndarray) -> bytes:
+    """Full-integer INT8 (int8 input and output) of a Keras model, calibrated on ``calib`` one sample at a time."""
+    import tensorflow as tf
+
     def representative() -> Any:
         for i in range(len(calib)):
             yield [calib[i : i + 1]]
@@ -102,9 +111,7 @@ def tflite_runners(
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
-    cache[int8_key] = conv.convert()
-    runners.append(_interpreter("tflite int8", cache[int8_key], threads))
-    return runners, notes
+    return conv.convert()
 
 
 def _interpreter(name: str, flatbuffer: bytes, threads: int | None) -> CallableRunner:

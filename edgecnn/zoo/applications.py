@@ -104,73 +104,33 @@ def _check_alpha(name: str, alpha: float) -> float:
     return alpha
 
 
-@register(
-    _spec(
+def _width_builder(keras_name: str, name: str) -> Any:
+    """A MobileNet builder: the input size and the width multiplier ``alpha`` are the user's."""
+
+    def build(
+        input_size: int = DEFAULT_SIZE, alpha: float = 1.0, weights: str | None = None, augment: bool = False, **_: Any
+    ) -> Any:
+        return _application(
+            keras_name, name, input_size=input_size, weights=weights, augment=augment, alpha=_check_alpha(name, alpha)
+        )
+
+    build.__name__ = build.__qualname__ = name
+    return build
+
+
+_HARD_SWISH = "Rescaling, inverted residuals with squeeze-excite and hard-swish, GAP, Dense 10"
+for _name, _keras_name, _params, _layers, _pre in (
+    (
         "mobilenetv2",
         "MobileNetV2",
         2_270_794,
         "inverted residuals: 1×1 expand, 3×3 depthwise, 1×1 project (ReLU6, residual Add), GAP, Dense 10",
         RGB_SIGNED,
-        WIDTH_OPTIONS,
-    )
-)
-def mobilenetv2(
-    input_size: int = DEFAULT_SIZE, alpha: float = 1.0, weights: str | None = None, augment: bool = False, **_: Any
-) -> Any:
-    return _application(
-        "MobileNetV2",
-        "mobilenetv2",
-        input_size=input_size,
-        weights=weights,
-        augment=augment,
-        alpha=_check_alpha("mobilenetv2", alpha),
-    )
-
-
-@register(
-    _spec(
-        "mobilenetv3small",
-        "MobileNetV3Small",
-        944_890,
-        "Rescaling, inverted residuals with squeeze-excite and hard-swish, GAP, Dense 10",
-        RGB_RAW,
-        WIDTH_OPTIONS,
-    )
-)
-def mobilenetv3small(
-    input_size: int = DEFAULT_SIZE, alpha: float = 1.0, weights: str | None = None, augment: bool = False, **_: Any
-) -> Any:
-    return _application(
-        "MobileNetV3Small",
-        "mobilenetv3small",
-        input_size=input_size,
-        weights=weights,
-        augment=augment,
-        alpha=_check_alpha("mobilenetv3small", alpha),
-    )
-
-
-@register(
-    _spec(
-        "mobilenetv3large",
-        "MobileNetV3Large",
-        3_005_962,
-        "Rescaling, inverted residuals with squeeze-excite and hard-swish, GAP, Dense 10",
-        RGB_RAW,
-        WIDTH_OPTIONS,
-    )
-)
-def mobilenetv3large(
-    input_size: int = DEFAULT_SIZE, alpha: float = 1.0, weights: str | None = None, augment: bool = False, **_: Any
-) -> Any:
-    return _application(
-        "MobileNetV3Large",
-        "mobilenetv3large",
-        input_size=input_size,
-        weights=weights,
-        augment=augment,
-        alpha=_check_alpha("mobilenetv3large", alpha),
-    )
+    ),
+    ("mobilenetv3small", "MobileNetV3Small", 944_890, _HARD_SWISH, RGB_RAW),
+    ("mobilenetv3large", "MobileNetV3Large", 3_005_962, _HARD_SWISH, RGB_RAW),
+):
+    register(_spec(_name, _keras_name, _params, _layers, _pre, WIDTH_OPTIONS))(_width_builder(_keras_name, _name))
 
 
 @register(
