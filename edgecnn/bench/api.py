@@ -261,13 +261,14 @@ def _settings(config: BenchConfig) -> dict[str, Any]:
 def _baseline_runners(paths: list[Path], meta: ModelMetadata, config: BenchConfig, result: BenchResult) -> list[Any]:
     """Keras / TFLite need TensorFlow; the plain onnxruntime INT8 needs only onnxruntime."""
     out: list[Any] = []
-    calib = _baseline_calibration(paths, meta, config, result)
+    # the first quantized model (edgecnn's INT8) decides the baselines' FP32 source and calibration
+    quantized = [(p, m) for p in paths if (m := read_metadata(p)).quantization] or [(paths[0], meta)]
+    calib = _baseline_calibration(quantized[0][1], meta, config, result)
     if Baseline.ort_int8 in config.baselines:
         from edgecnn.bench import plain_ort
 
         if calib is None:
             raise UsageError("--baseline ort-int8 quantizes by hand and needs calibration data: pass --calibration")
-        quantized = [(p, m) for p in paths if (m := read_metadata(p)).quantization] or [(paths[0], meta)]
         fp32 = plain_ort.fp32_source(*quantized[0])
         out.append(plain_ort.plain_int8_runner(fp32, calib, config.threads))
         result.notes.append(f"{plain_ort.NAME}: quantize_static U8S8 of {fp32.name} on {len(calib)} samples")
@@ -293,12 +294,12 @@ def _baseline_runners(paths: list[Path], meta: ModelMetadata, config: BenchConfi
 
 
 def _baseline_calibration(
-    paths: list[Path], meta: ModelMetadata, config: BenchConfig, result: BenchResult
+    int8: ModelMetadata, meta: ModelMetadata, config: BenchConfig, result: BenchResult
 ) -> np.ndarray | None:
-    """The tensors the INT8 baselines calibrate on: the source and sample count edgecnn's INT8 used."""
+    """The tensors the INT8 baselines calibrate on: the source and sample count ``int8`` was quantized with."""
     if not {Baseline.tflite, Baseline.ort_int8} & set(config.baselines):
         return None
-    quant = next((q for p in paths if (q := read_metadata(p).quantization)), None) or {}
+    quant = int8.quantization or {}
     source = config.calibration or quant.get("calibration_source") or meta.source.get("data")
     if not source:
         return None

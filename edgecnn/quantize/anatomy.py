@@ -8,32 +8,13 @@ onnxruntime builds (its QDQ fusions keep the node's name: ``Conv`` → ``QLinear
 
 from __future__ import annotations
 
-import tempfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-INT8_KERNELS = frozenset(
-    {
-        "QLinearConv",
-        "QLinearMatMul",
-        "QGemm",
-        "QLinearAdd",
-        "QLinearMul",
-        "QLinearConcat",
-        "QLinearGlobalAveragePool",
-        "QLinearAveragePool",
-        "QLinearSigmoid",
-        "QLinearLeakyRelu",
-        "QLinearSoftmax",
-        "QLinearWhere",
-        "ConvInteger",
-        "MatMulInteger",
-        "MatMulIntegerToFloat",
-        "DynamicQuantizeMatMul",
-    }
-)
+from edgecnn.quantize.coverage import INT8_KERNELS, optimized_graph
+
 _QDQ = {"QuantizeLinear", "DequantizeLinear"}
 _SHAPE_OPS = {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Shape", "Gather", "Concat", "Identity"}
 # element-wise ops that make up an activation or a squeeze-excite gate in exported Keras graphs
@@ -175,25 +156,6 @@ def _conv_role(node: Any, weights: dict[str, tuple[int, ...]]) -> str:
     return "conv"
 
 
-def _optimized_nodes(path: Path) -> dict[str, str]:
-    """Node name → op type in the graph onnxruntime runs on CPU (the model's own session hints applied)."""
-    import onnx
-    import onnxruntime as ort
-
-    from edgecnn.runtime.session import ort_log_severity, session_hints
-
-    with tempfile.TemporaryDirectory(prefix="edgecnn-anatomy-") as tmp:
-        out = Path(tmp) / "optimized.onnx"
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-        so.optimized_model_filepath = str(out)
-        so.intra_op_num_threads = 1
-        so.log_severity_level = ort_log_severity()
-        hints = session_hints(onnx.load(str(path), load_external_data=False))
-        ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"], **hints)
-        return {n.name: n.op_type for n in onnx.load(str(out)).graph.node}
-
-
 def anatomy(
     fp32: Any,
     quantized: str | Path,
@@ -202,8 +164,12 @@ def anatomy(
     excluded_nodes: tuple[str, ...] = (),
     excluded_op_types: tuple[str, ...] = (),
     float_roles: tuple[str, ...] = (),
+    optimized: Any = None,
 ) -> list[RoleRow]:
-    """Per role of ``fp32`` (the graph that was quantized): INT8 / float / folded counts and float reasons."""
+    """Per role of ``fp32`` (the graph that was quantized): INT8 / float / folded counts and float reasons.
+
+    ``optimized``: the graph onnxruntime builds for ``quantized`` (``coverage.optimized_graph``), when the
+    caller has it already."""
     import onnx
 
     fp32_graph = getattr(fp32, "graph", fp32)
@@ -212,7 +178,7 @@ def anatomy(
     qgraph = onnx.load(str(quantized), load_external_data=False).graph
     q_producer = {out: n for n in qgraph.node for out in n.output}
     q_nodes = {n.name: n for n in qgraph.node if n.op_type not in _QDQ}
-    ran = _optimized_nodes(Path(quantized))
+    ran = {n.name: n.op_type for n in (optimized or optimized_graph(quantized)).node}
     rows: dict[str, RoleRow] = {}
     for node in fp32_graph.node:
         role = node_roles.get(node.name)

@@ -25,7 +25,7 @@ from edgecnn.quantize.calibration import (
     load_calibration,
 )
 from edgecnn.quantize.config import CalibrationMethod, QuantFormat, QuantizeConfig, QuantMode
-from edgecnn.quantize.coverage import coverage
+from edgecnn.quantize.coverage import coverage, optimized_graph
 from edgecnn.quantize.stem import stem_nodes
 from edgecnn.runtime.classifier import read_metadata
 from edgecnn.runtime.metadata import ModelMetadata, embed_metadata
@@ -265,7 +265,8 @@ def quantize(
         embed_metadata(model, meta.with_quantization(info))
         with atomic_path(dst, suffix=".onnx") as out:
             onnx.save_model(model, str(out))
-    cov = coverage(dst)
+    optimized = optimized_graph(dst)  # one onnxruntime session serves the coverage and the anatomy
+    cov = coverage(dst, optimized)
     role_rows: list[dict[str, Any]] = []
     if quantized_graph is not None:
         rows = anatomy(
@@ -275,6 +276,7 @@ def quantize(
             excluded_nodes=config.exclude_nodes,
             excluded_op_types=config.exclude_op_types,
             float_roles=config.float_roles,
+            optimized=optimized,
         )
         role_rows = [r.to_dict() for r in rows]
     stem_convs = int(info.get("float_stem_convs", 0))

@@ -7,13 +7,32 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from edgecnn.quantize.anatomy import INT8_KERNELS
-
+# kernels that run INT8 (QDQ fusions keep the node name: Conv -> QLinearConv of the same name)
+INT8_KERNELS = frozenset(
+    {
+        "QLinearConv",
+        "QLinearMatMul",
+        "QGemm",
+        "QLinearAdd",
+        "QLinearMul",
+        "QLinearConcat",
+        "QLinearGlobalAveragePool",
+        "QLinearAveragePool",
+        "QLinearSigmoid",
+        "QLinearLeakyRelu",
+        "QLinearSoftmax",
+        "QLinearWhere",
+        "ConvInteger",
+        "MatMulInteger",
+        "MatMulIntegerToFloat",
+        "DynamicQuantizeMatMul",
+    }
+)
 FLOAT_COMPUTE = ("Conv", "FusedConv", "NchwcConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul", "ConvTranspose")
 
 
-def optimized_ops(path: str | Path, threads: int = 1) -> Counter[str]:
-    """Op histogram of the graph onnxruntime runs on CPU after ORT_ENABLE_EXTENDED optimisation.
+def optimized_graph(path: str | Path, threads: int = 1) -> Any:
+    """The graph onnxruntime runs on CPU after ORT_ENABLE_EXTENDED optimisation (the model's session hints on).
 
     (EXTENDED keeps the graph portable for saving; the ALL level only adds layout transforms.)
     """
@@ -31,13 +50,13 @@ def optimized_ops(path: str | Path, threads: int = 1) -> Counter[str]:
         so.log_severity_level = 3
         hints = session_hints(onnx.load(str(path), load_external_data=False))  # as the engine will run it
         ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"], **hints)
-        model = onnx.load(str(out))
-    return Counter(n.op_type for n in model.graph.node)
+        return onnx.load(str(out)).graph
 
 
-def coverage(path: str | Path) -> dict[str, Any]:
-    """How many compute nodes run as quantized kernels, and which float ones remain."""
-    ops = optimized_ops(path)
+def coverage(path: str | Path, optimized: Any = None) -> dict[str, Any]:
+    """How many compute nodes run as quantized kernels, and which float ones remain (``optimized``: the
+    graph ``optimized_graph(path)`` gives, when the caller has it already)."""
+    ops = Counter(n.op_type for n in (optimized or optimized_graph(path)).node)
     quant = {k: v for k, v in ops.items() if k in INT8_KERNELS}
     floating = {k: v for k, v in ops.items() if k in FLOAT_COMPUTE}
     return {
