@@ -26,6 +26,14 @@ from edgecnn.quantize.calibration import (
 )
 from edgecnn.quantize.config import CalibrationMethod, QuantFormat, QuantizeConfig, QuantMode
 from edgecnn.quantize.coverage import coverage, optimized_graph
+from edgecnn.quantize.head import (
+    ensure_node_names,
+    finish_float_head,
+    head_nodes,
+    named,
+    plan_float_head,
+    restore_output_types,
+)
 from edgecnn.quantize.stem import stem_nodes
 from edgecnn.runtime.classifier import read_metadata
 from edgecnn.runtime.metadata import ModelMetadata, embed_metadata
@@ -159,7 +167,12 @@ def _write_fp16(src: Path, out: Path) -> None:
 
     float16 = require("onnxconverter_common.float16", extra="export")
     model = onnx.load(str(src))
-    converted = float16.convert_float_to_float16(model, keep_io_types=True)
+    ensure_node_names(model)
+    # the output head stays float32: float16 softmax underflows small probabilities to exactly 0
+    original = onnx.ModelProto()
+    original.CopyFrom(model)
+    converted = float16.convert_float_to_float16(model, keep_io_types=True, node_block_list=head_nodes(model))
+    restore_output_types(original, converted)
     onnx.save_model(converted, str(out))
 
 
@@ -208,7 +221,7 @@ def quantize(
                 _write_fp16(src, raw)
                 info |= {"method": "float16", "keep_io_types": True}
             else:
-                base = _preprocessed(src, tmp) if config.preprocess else src
+                base = named(_preprocessed(src, tmp) if config.preprocess else src, tmp)
                 if config.mode == QuantMode.dynamic:
                     if _has_conv(src):
                         warnings.warn(DYNAMIC_CONV_WARNING, stacklevel=2)
@@ -229,7 +242,9 @@ def quantize(
                     stem_convs = sum(1 for n in graph.node if n.op_type == "Conv" and n.name in set(stem))
                     by_role = roles(graph) if config.float_roles else {}
                     role_nodes = [n for n, r in by_role.items() if r in config.float_roles and n not in stem]
-                    _write_int8(base, raw, config, calib, input_name, [*stem, *role_nodes])
+                    head, head_tensors = plan_float_head(graph, config.format.value)  # real scores: head.py
+                    _write_int8(base, raw, config, calib, input_name, [*stem, *role_nodes, *head])
+                    info["float_head"] = {"nodes": head, "qdq_pairs_removed": finish_float_head(raw, head_tensors)}
                     info |= {
                         "method": config.calibration_method.value,
                         "format": config.format.value,
