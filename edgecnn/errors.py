@@ -3,6 +3,7 @@
     EdgeCNNError                         exit 3
     ├── CheckFailed                      exit 4   a measured bar was missed
     │   ├── ParityError
+    │   ├── InconclusiveError                     too few samples to resolve a bar: never a PASS
     │   ├── AccuracyBudgetError
     │   └── BenchGateError
     ├── UsageError                       exit 2   options that contradict each other
@@ -13,7 +14,8 @@
     │   ├── ModelNotFoundError (also FileNotFoundError)
     │   ├── ModelFormatError                      not ONNX/Keras, truncated, checker failed
     │   ├── UnsafeModelError                      Lambda layer, external data outside the folder
-    │   └── MetadataError                         edgecnn.* keys missing or invalid
+    │   ├── MetadataError                         edgecnn.* keys missing or invalid
+    │   └── NonFiniteOutputError                  NaN/Inf outputs for some inputs (rows: error_type NonFiniteOutput)
     ├── ExportError                      exit 3   no conversion strategy worked
     ├── QuantizeError                    exit 3   quantization could not produce a model
     ├── ProviderError                    exit 3   execution provider asked for is not available
@@ -51,6 +53,14 @@ class CheckFailed(EdgeCNNError):
 
 class ParityError(CheckFailed):
     """A model does not answer like its reference within the bars."""
+
+
+class InconclusiveError(CheckFailed):
+    """Too few samples to resolve a bar (n < 1/(1 - bar), or below an exact bar's stated minimum).
+
+    Exit 4 like a failed check: a script must not read "could not tell" as a pass. The message says how
+    many samples are needed.
+    """
 
 
 class AccuracyBudgetError(CheckFailed):
@@ -99,6 +109,16 @@ class MetadataError(ModelError):
     """The model's edgecnn.* metadata is missing or invalid."""
 
 
+class NonFiniteOutputError(ModelError):
+    """The model answered NaN or Inf for an input (a ``Sqrt`` of a negative, an overflow): no score exists.
+
+    Folder classification records it as that file's row (``error_type`` ``NonFiniteOutput``), a server as that
+    request's error; only a model that answers NaN for every input stops a job.
+    """
+
+    error_type = "NonFiniteOutput"
+
+
 class ExportError(EdgeCNNError):
     """No Keras→ONNX conversion strategy worked."""
 
@@ -128,12 +148,14 @@ __all__ = [
     "ExportError",
     "ImageError",
     "ImageTooLargeError",
+    "InconclusiveError",
     "InputError",
     "MetadataError",
     "MissingDependencyError",
     "ModelError",
     "ModelFormatError",
     "ModelNotFoundError",
+    "NonFiniteOutputError",
     "ParityError",
     "ProviderError",
     "QuantizeError",

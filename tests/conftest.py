@@ -118,6 +118,65 @@ def make_tiny_onnx(
     return path
 
 
+def make_nan_onnx(path: Path, *, threshold: float = 0.2, size: int = 8, always: bool = False) -> Path:
+    """A real 3-class grayscale model that answers NaN for dark images, data-dependently: a ``Sqrt`` of
+    (mean pixel - ``threshold``) joins the logits, so every image whose mean (0..1) is below it gets NaN
+    (``always``: a threshold above any image, NaN for every input)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgecnn.runtime.metadata import ColorMode, InputSpec, Layout, ModelMetadata, OutputKind, PreprocessSpec
+    from edgecnn.runtime.metadata import embed_metadata as embed
+
+    rng = np.random.default_rng(0)
+    k = 3
+    inits = [
+        numpy_helper.from_array(rng.normal(0, 1.0, (size * size, k)).astype(np.float32), "w"),
+        numpy_helper.from_array(np.array([2.0 if always else threshold], np.float32), "c"),
+        numpy_helper.from_array(np.array([-1, size * size], np.int64), "flat_shape"),
+        numpy_helper.from_array(np.array([1.0, 0.0, -1.0], np.float32), "dir"),
+    ]
+    nodes = [
+        helper.make_node("Reshape", ["input", "flat_shape"], ["flat"], name="flatten"),
+        helper.make_node("ReduceMean", ["flat"], ["mean"], axes=[1], keepdims=1, name="mean"),
+        helper.make_node("Sub", ["mean", "c"], ["centred"], name="centre"),
+        helper.make_node("Sqrt", ["centred"], ["root"], name="sqrt"),  # NaN below the threshold
+        helper.make_node("Mul", ["root", "dir"], ["bump"], name="bump"),
+        helper.make_node("MatMul", ["flat", "w"], ["mm"], name="matmul"),
+        helper.make_node("Add", ["mm", "bump"], ["logits"], name="logits"),
+        helper.make_node("Softmax", ["logits"], ["output"], axis=1, name="softmax"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "nan_for_dark",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", size, size, 1])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", k])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="edgecnn-tests")
+    model.ir_version = 8
+    meta = ModelMetadata(
+        labels=("a", "b", "c"),
+        input=InputSpec("input", Layout.NHWC, size, size, 1),
+        preprocess=PreprocessSpec(color_mode=ColorMode.L),
+        output=OutputKind.softmax,
+    )
+    embed(model, meta)
+    onnx.checker.check_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(model, str(path))
+    return path
+
+
+def write_gray(path: Path, value: int, size: int = 8) -> Path:
+    """A flat grayscale PNG of one value (dark below ~51 for ``make_nan_onnx``'s default threshold)."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((size, size), value, np.uint8), "L").save(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_onnx(tmp_path_factory.mktemp("tiny") / "tiny.onnx")

@@ -25,7 +25,7 @@ from edgecnn.runtime.contract import check_runtime_output, read_graph_metadata
 from edgecnn.runtime.engine import Engine, EngineSettings
 from edgecnn.runtime.images import load_image
 from edgecnn.runtime.metadata import ModelMetadata
-from edgecnn.runtime.postprocess import all_finite, to_probabilities, top_k
+from edgecnn.runtime.postprocess import all_finite, to_probabilities, to_probabilities_rows, top_k
 from edgecnn.runtime.preprocess import check_batch, image_to_pixels, pixels_to_input
 from edgecnn.runtime.providers import Provider
 from edgecnn.runtime.session import SessionSettings, vet_model
@@ -168,11 +168,24 @@ class Classifier:
 
     __call__ = predict_proba  # a Classifier is a parity Predictor
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
+    def predict_rows(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities and a mask of the samples the model answered with finite numbers.
+
+        For folders and servers, where one input that drives the model to NaN/Inf (a ``Sqrt`` of a negative
+        for a dark image) must become that input's error, not its batch's: its row holds NaN and
+        ``ok`` is False there. ``predict_proba`` raises ModelError for such a batch instead.
+        """
+        x = check_batch(batch, self.metadata.input)
+        parts = [self._run(x[i : i + self.batch_size], rows=True) for i in range(0, len(x), self.batch_size)]
+        return np.concatenate([p for p, _ in parts]), np.concatenate([ok for _, ok in parts])
+
+    def _run(self, x: np.ndarray, rows: bool = False) -> Any:
         raw = self.engine.run(x)
         if not self._output_checked:  # the output's width, where the graph left it symbolic
             check_runtime_output(raw, self.metadata, self.path)
             self._output_checked = True
+        if rows:
+            return to_probabilities_rows(raw, self.metadata.output)
         return to_probabilities(raw, self.metadata.output)
 
     # -- images -----------------------------------------------------------------------------------

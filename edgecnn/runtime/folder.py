@@ -17,11 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgecnn.errors import EdgeCNNError, InputError
+from edgecnn.errors import EdgeCNNError, InputError, ModelError, NonFiniteOutputError
 
 if TYPE_CHECKING:
     from edgecnn.runtime.classifier import Classifier
     from edgecnn.runtime.results import ClassifySummary
+
+
+NON_FINITE_MESSAGE = "{path}: the model's output for this image is NaN/Inf: no score can be given"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,29 +132,46 @@ def classify_paths(
                     queue.append((path, pool.submit(_decode, clf, path)))
 
         fill()
+        seen = {"finite": False}  # has the model answered any file with finite numbers yet?
         while queue:
             batch = [queue.popleft() for _ in range(min(batch_size, len(queue)))]
             fill()
-            yield from _infer(clf, batch, top_k, pixels_to_input)
+            yield from _infer(clf, batch, top_k, pixels_to_input, seen)
 
 
-def _infer(clf: Classifier, pending: list[tuple[str, Any]], top_k: int, pixels_to_input: Any) -> Iterator[ClassifyRow]:
-    """Wait for a batch's decodes, run the good ones through the model, yield rows in order."""
+def _infer(
+    clf: Classifier, pending: list[tuple[str, Any]], top_k: int, pixels_to_input: Any, seen: dict[str, bool]
+) -> Iterator[ClassifyRow]:
+    """Wait for a batch's decodes, run the good ones through the model, yield rows in order.
+
+    A file the model answers with NaN/Inf gets a ``NonFiniteOutput`` error row; a model that has answered
+    every file so far (two or more) that way is refused (ModelError): it is broken, not the files.
+    """
     results = [(p, f.result() if hasattr(f, "result") else f) for p, f in pending]
     good = [(p, r) for p, r in results if isinstance(r, np.ndarray)]
     preds: dict[str, Any] = {}
     if good:
         try:
             batch = pixels_to_input(np.stack([r for _, r in good]), clf.metadata)
-            for (p, _), pred in zip(good, clf.decode(clf.predict_proba(batch), top_k), strict=True):
-                preds[p] = pred
+            probs, ok = clf.predict_rows(batch)
         except InputError as err:  # the batch's data, not the model: every file of it gets the error
             for p, _ in good:
                 preds[p] = err
+        else:
+            if not ok.any() and len(ok) > 1 and not seen["finite"]:
+                raise ModelError(
+                    f"{clf.path}: the model produced NaN/Inf outputs for all {len(ok)} images of its first batch "
+                    f"({good[0][0]}, ...): it is broken, not the images",
+                    path=clf.path,
+                )
+            seen["finite"] = seen["finite"] or bool(ok.any())
+            decoded = iter(clf.decode(probs[ok], top_k)) if ok.any() else iter(())
+            for (p, _), fine in zip(good, ok, strict=True):
+                preds[p] = next(decoded) if fine else NonFiniteOutputError(NON_FINITE_MESSAGE.format(path=p), path=p)
     for p, r in results:
         out = preds.get(p, r)
         if isinstance(out, EdgeCNNError):
-            yield ClassifyRow(p, error_type=type(out).__name__, error=str(out))
+            yield ClassifyRow(p, error_type=getattr(out, "error_type", type(out).__name__), error=str(out))
         else:
             yield ClassifyRow(p, label=out.label, score=out.score, top_k=out.top_k)
 

@@ -46,6 +46,28 @@ def to_probabilities(raw: np.ndarray, kind: OutputKind) -> np.ndarray:
     return raw
 
 
+def finite_rows(raw: np.ndarray) -> np.ndarray:
+    """Boolean mask (N,) of the rows of a raw output that hold no NaN or Inf."""
+    flat = raw.reshape(raw.shape[0], -1)
+    if all_finite(flat):
+        return np.ones(flat.shape[0], bool)
+    return np.isfinite(flat).all(axis=1)
+
+
+def to_probabilities_rows(raw: np.ndarray, kind: OutputKind) -> tuple[np.ndarray, np.ndarray]:
+    """Like ``to_probabilities``, but rows with NaN/Inf outputs become NaN rows instead of an error.
+
+    Returns (probabilities, ok): ``ok[i]`` is False where the model's output for sample i was not finite.
+    """
+    ok = finite_rows(raw)
+    if ok.all():
+        return to_probabilities(raw, kind), ok
+    clean = np.where(ok.reshape(-1, *([1] * (raw.ndim - 1))), raw, 0).astype(np.float32)
+    probs = to_probabilities(clean, kind)
+    probs[~ok] = np.nan
+    return probs, ok
+
+
 def top_k(probs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices and scores of the k best classes per row, best first (stable for ties)."""
     k = max(1, min(k, probs.shape[1]))

@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from edgecnn._version import __version__
-from edgecnn.errors import EdgeCNNError, ImageError, InputError, UsageError
+from edgecnn.errors import EdgeCNNError, ImageError, InputError, NonFiniteOutputError, UsageError
 from edgecnn.runtime.classifier import Classifier
 from edgecnn.runtime.engine import EngineSettings
 from edgecnn.runtime.preprocess import check_batch
@@ -158,6 +158,8 @@ class Server:
                 response = self._problem(err)
             except (ImageError, v2.ProtocolError, InputError) as err:
                 response = self._problem(_classify_input_error(err))
+            except NonFiniteOutputError as err:  # this input, not the model or the server: 422, stay healthy
+                response = self._problem(HTTPProblem(422, "non_finite_output", str(err)))
             except EdgeCNNError as err:
                 response = self._problem(HTTPProblem(500, "model_error", str(err)))
             except Exception as err:  # the request boundary: a bug answers this request, never the others

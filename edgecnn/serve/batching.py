@@ -2,7 +2,7 @@
 
 A ``Batcher`` owns one model. ``submit`` puts a preprocessed array of n >= 1 samples on a bounded queue and
 waits; ``workers`` collector tasks each take the first waiting item, gather more until ``max_batch`` samples
-or ``max_delay_ms`` have passed, run ``Classifier.predict_proba`` once on the stack in a worker thread (the
+or ``max_delay_ms`` have passed, run ``Classifier.predict_rows`` once on the stack in a worker thread (the
 event loop stays free) and hand every request its own rows. A full queue refuses at once (QueueFull → 503).
 A batch that fails is retried one request at a time, so one bad input cannot fail its neighbours. A
 collector waits only while other requests for the model are still arriving (being read or decoded), so a
@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgecnn.errors import NonFiniteOutputError
 from edgecnn.runtime.classifier import Classifier
 from edgecnn.serve.metrics import Metrics
 
@@ -147,7 +148,7 @@ class Batcher:
         x = batch[0].x if len(batch) == 1 else np.concatenate([item.x for item in batch])
         start = time.perf_counter()
         try:
-            probs = await loop.run_in_executor(self._executor, self.classifier.predict_proba, x)
+            probs, ok = await loop.run_in_executor(self._executor, self.classifier.predict_rows, x)
         except Exception as err:
             if len(batch) == 1:
                 _settle(batch[0], error=err)
@@ -161,8 +162,14 @@ class Batcher:
             self.metrics.batch_seconds.observe(time.perf_counter() - start, self.name)
         offset = 0
         for item in batch:
-            _settle(item, result=probs[offset : offset + len(item.x)])
-            offset += len(item.x)
+            n = len(item.x)
+            bad = np.flatnonzero(~ok[offset : offset + n])
+            if bad.size:  # NaN/Inf for this request's input: its error; its batch-mates keep their answers
+                which = "its input" if n == 1 else f"sample(s) {bad.tolist()} of its {n}"
+                _settle(item, error=NonFiniteOutputError(f"the model's output for {which} is NaN/Inf: no score"))
+            else:
+                _settle(item, result=probs[offset : offset + n])
+            offset += n
 
 
 def _settle(item: _Item, *, result: np.ndarray | None = None, error: BaseException | None = None) -> None:

@@ -180,3 +180,20 @@ def test_wrong_token_is_refused(ray_cluster, tiny_onnx: Path, tmp_path: Path) ->
     last = rc.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: cannot connect to Ray at {ray_cluster.address}") and "RAY_AUTH_TOKEN" in last
     assert not os.path.exists(tmp_path / "r.csv")
+
+
+def test_nan_for_some_images_gives_the_local_error_rows(ray_cluster, tmp_path: Path) -> None:
+    from conftest import make_nan_onnx, write_gray
+
+    from edgecnn.cluster import RayConfig, classify_on_ray
+
+    model = make_nan_onnx(tmp_path / "nan.onnx")
+    root = tmp_path / "imgs"
+    for i, v in enumerate([200, 10, 200, 200, 10, 200]):  # dark (10) images drive the model to NaN
+        write_gray(root / f"{i}.png", v)
+    local, remote = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
+    classify_to_file(Classifier(model), root, local)
+    summary = classify_on_ray(model, root, remote, RayConfig(ray_cluster.address))
+    want, got = _jsonl(local), _jsonl(remote)
+    assert [r["error_type"] for r in got] == [r["error_type"] for r in want]
+    assert [r["error_type"] for r in got].count("NonFiniteOutput") == 2 and summary.ok == 4
