@@ -59,8 +59,9 @@ def export_command(
             ("parity data", result.parity.data),
             ("top-1 agreement", f"{result.parity.agreement:.2%}"),
             ("max abs diff", result.parity.max_abs_diff),
+            ("parity verdict", result.parity.verdict_text()),
             ("random inputs", result.random_parity.summary()),
-            ("verdict", "PASS" if result.passed else "FAIL"),
+            ("verdict", result.verdict + (" (the conversion, on random pixels)" if result.parity.random_data else "")),
         ],
     )
     if json_out:

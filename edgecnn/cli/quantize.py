@@ -33,7 +33,7 @@ def quantize_command(
         CalibrationMethod, typer.Option(case_sensitive=False, help="Activation calibration.")
     ] = CalibrationMethod.minmax,
     calibration: Annotated[
-        str | None, typer.Option(help="Image folder (one subfolder per class) or data source.")
+        str | None, typer.Option(help="Image folder (flat or nested, labels not needed) or data source.")
     ] = None,
     samples: Annotated[
         int | None, typer.Option(help="Calibration samples, class-balanced (default: up to 256, all of a smaller set).")
@@ -45,7 +45,12 @@ def quantize_command(
         bool, typer.Option(help="Keep convs over 1–4 input channels (and their pooling) in float: faster on CPU.")
     ] = True,
     eval_data: Annotated[
-        str | None, typer.Option("--eval", help="Labelled data source to measure accuracy on.")
+        str | None,
+        typer.Option(
+            "--eval",
+            help="Data to check the quantized model on: a folder (every image; class subfolders add accuracy), "
+            "a source (its test split), or 'random' (proves nothing about accuracy).",
+        ),
     ] = None,
     accuracy_budget: Annotated[
         float | None, typer.Option(help="Try configurations; keep the fastest losing at most PP points on --eval.")
@@ -96,3 +101,5 @@ def quantize_command(
     print_quantize_report(result)
     if json_out:
         report.write_json(json_out, search if accuracy_budget is not None else result)
+    # --eval: a missed or unresolvable bar is exit 4 (the model is written)
+    result.raise_for_verdict(inconclusive_only=accuracy_budget is not None)

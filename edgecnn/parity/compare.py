@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from edgecnn.errors import MetadataError, ParityError
+from edgecnn.errors import InconclusiveError, MetadataError, ParityError
 from edgecnn.runtime.metadata import ModelMetadata
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 TIE_EPS = 1e-6  # reference top-2 within this: an exact tie, either answer is right
 PP_EPS = 1e-9  # accuracies are ratios of counts: 5 of 1,000 wrong is a 0.5000000000000004 pp drop in floats
+# an exact bar (FP32's 100% top-1) can never be resolved by n >= 1/(1 - bar): this many samples, stated
+EXACT_BAR_MIN_SAMPLES = 100
+TOPK_MIN_CLASSES = 10  # top-5 agreement where there are >= 10 classes (DESIGN.md), else top-1 only
+
+
+def samples_needed(bar: float) -> int:
+    """Samples a verdict on an agreement ``bar`` needs: n >= 1/(1 - bar), so that one disagreement could show
+    (50 for 98%, 200 for 99.5%, 500 for 99.8%); an exact bar (100%) needs ``EXACT_BAR_MIN_SAMPLES``."""
+    if bar >= 1.0:
+        return EXACT_BAR_MIN_SAMPLES
+    return max(1, math.ceil(1.0 / (1.0 - bar) - 1e-9))
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +86,41 @@ class ParityReport:
     reference: str = "reference"
     candidate: str = "candidate"
     data: str = ""
+    random_data: bool = False  # random pixels: a numerical check that proves nothing about accuracy
+
+    @property
+    def samples_needed(self) -> int:
+        return samples_needed(self.bars.min_agreement)
+
+    @property
+    def verdict(self) -> str:
+        """PASS, FAIL or INCONCLUSIVE. A probability difference over its bar fails on any n (it was measured);
+        otherwise fewer samples than ``samples_needed`` cannot resolve the agreement bar: INCONCLUSIVE,
+        never PASS (nor FAIL: one disagreement in ten says little about a 98% bar)."""
+        if self.bars.max_abs_diff is not None and self.max_abs_diff > self.bars.max_abs_diff:
+            return "FAIL"
+        if self.n < self.samples_needed:
+            return "INCONCLUSIVE"
+        return "FAIL" if self.failures else "PASS"
 
     @property
     def passed(self) -> bool:
-        return not self.failures
+        return self.verdict == "PASS"
+
+    def verdict_text(self) -> str:
+        """The verdict in words, with what it rests on."""
+        if self.verdict == "INCONCLUSIVE":
+            text = (
+                f"INCONCLUSIVE: {self.n} samples cannot resolve a {self.bars.min_agreement:.1%} agreement bar; "
+                f"at least {self.samples_needed} are needed"
+            )
+        elif self.verdict == "FAIL":
+            text = "FAIL: " + "; ".join(self.failures)
+        else:
+            text = "PASS"
+        if self.random_data:
+            text += " (random pixels: a numerical check that proves nothing about accuracy)"
+        return text
 
     @property
     def accuracy_delta_pp(self) -> float | None:
@@ -86,15 +129,22 @@ class ParityReport:
         return 100.0 * (self.candidate_accuracy - self.reference_accuracy)
 
     def raise_for_failure(self) -> ParityReport:
-        if self.failures:
+        """Raises ParityError (FAIL) or InconclusiveError (too few samples); both exit 4."""
+        if self.verdict == "FAIL":
             raise ParityError(f"parity failed ({self.candidate} vs {self.reference}): " + "; ".join(self.failures))
+        if self.verdict == "INCONCLUSIVE":
+            raise InconclusiveError(
+                f"parity INCONCLUSIVE ({self.candidate} vs {self.reference}, {self.data}): {self.n} samples cannot "
+                f"resolve the {self.bars.mode} bar of {self.bars.min_agreement:.1%} top-1 agreement; at least "
+                f"{self.samples_needed} are needed (more images in the folder, a larger --limit or another source)"
+            )
         return self
 
     def summary(self) -> str:
         text = f"top-1 agreement {self.agreement:.2%} on {self.n} samples, max abs diff {self.max_abs_diff:.2e}"
         if self.accuracy_delta_pp is not None:
             text += f", accuracy {self.reference_accuracy:.2%} → {self.candidate_accuracy:.2%}"
-        return text + (" — PASS" if self.passed else " — FAIL")
+        return text + " — " + self.verdict_text()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -113,6 +163,9 @@ class ParityReport:
             "per_class_disagreements": self.per_class_disagreements,
             "worst": self.worst,
             "bars": self.bars.to_dict(),
+            "verdict": self.verdict,
+            "samples_needed": self.samples_needed,
+            "random_data": self.random_data,
             "passed": self.passed,
             "failures": self.failures,
         }
@@ -134,6 +187,7 @@ def compare(
     worst_k: int = 5,
     names: tuple[str, str] = ("reference", "candidate"),
     data: str = "",
+    random_data: bool = False,
 ) -> ParityReport:
     """Run both predictors on ``x`` and measure how far the candidate strays from the reference."""
     bars = bars or ParityBars()
@@ -148,10 +202,9 @@ def compare(
     agree = (top_ref == top_cand) | tie
     diff = np.abs(p_ref - p_cand)
     top5 = None
-    if k >= 10:
-        top5_ref = np.argsort(-p_ref, axis=1)[:, :5]
-        top5_cand = np.argsort(-p_cand, axis=1)[:, :5]
-        top5 = float(np.mean([set(a) == set(b) for a, b in zip(top5_ref, top5_cand, strict=True)]))
+    if k >= TOPK_MIN_CLASSES:  # the reference's answer is among the candidate's five best
+        top5_cand = np.argsort(-p_cand, axis=1, kind="stable")[:, :5]
+        top5 = float(((top5_cand == top_ref[:, None]).any(axis=1) | tie).mean()) if n else 1.0
     names_ = list(class_names) if class_names is not None else [str(i) for i in range(k)]
     per_class: dict[str, int] = {}
     for i in np.flatnonzero(~agree):
@@ -187,6 +240,7 @@ def compare(
         reference=names[0],
         candidate=names[1],
         data=data,
+        random_data=random_data,
     )
     report.failures.extend(_check(report, bars))
     return report
@@ -196,6 +250,8 @@ def _check(r: ParityReport, bars: ParityBars) -> list[str]:
     failures = []
     if r.agreement < bars.min_agreement:
         failures.append(f"top-1 agreement {r.agreement:.2%} < {bars.min_agreement:.2%}")
+    if r.top5_agreement is not None and r.top5_agreement < bars.min_agreement:
+        failures.append(f"top-5 agreement {r.top5_agreement:.2%} < {bars.min_agreement:.2%}")
     if bars.max_abs_diff is not None and r.max_abs_diff > bars.max_abs_diff:
         failures.append(f"max abs diff {r.max_abs_diff:.2e} > {bars.max_abs_diff:.0e}")
     drop = r.accuracy_delta_pp

@@ -63,6 +63,18 @@ class QuantizeReport:
     seconds: float = 0.0
     anatomy: list[dict[str, Any]] = field(default_factory=list)  # per role: INT8 / float / folded, and why
 
+    def raise_for_verdict(self, *, inconclusive_only: bool = False) -> QuantizeReport:
+        """With ``--eval``: ParityError when the kept model misses its bars, InconclusiveError when the eval data
+        is too small to tell (both exit 4; the model file is written either way). ``inconclusive_only``: an
+        accuracy budget replaced the bars, but too little data still cannot tell."""
+        from edgecnn.errors import InconclusiveError, ParityError
+
+        verdict = (self.accuracy or {}).get("raise")
+        if verdict and (verdict["type"] == "INCONCLUSIVE" or not inconclusive_only):
+            cls = InconclusiveError if verdict["type"] == "INCONCLUSIVE" else ParityError
+            raise cls(f"{verdict['message']}; the model was written to {self.path}")
+        return self
+
     @property
     def size_ratio(self) -> float:
         return self.size_before / self.size_after if self.size_after else 0.0
@@ -312,7 +324,7 @@ def quantize(
     )
     if eval_data:
         report = dataclasses.replace(report, accuracy=evaluate(src, dst, meta, eval_data))
-        if fallback and config.mode == QuantMode.int8 and not report.accuracy["passed"]:
+        if fallback and config.mode == QuantMode.int8 and report.accuracy["verdict"] == "FAIL":
             from edgecnn.quantize.search import hold_bars
 
             report = hold_bars(src, dst, config, calibration=calibration, eval_data=eval_data, first=report)
@@ -343,7 +355,7 @@ def _default_calibration(meta: ModelMetadata) -> str:
 def evaluate(fp32: Path, quant: Path, meta: ModelMetadata, data: str) -> dict[str, Any]:
     """Accuracy of both and their agreement on ``data``'s test split (DESIGN.md bars for the mode)."""
     from edgecnn.parity import bars_for, compare
-    from edgecnn.parity.run import sample_inputs
+    from edgecnn.parity.run import is_random, sample_inputs
     from edgecnn.runtime.classifier import Classifier
 
     qclf = Classifier(quant, provider="cpu")
@@ -357,8 +369,22 @@ def evaluate(fp32: Path, quant: Path, meta: ModelMetadata, data: str) -> dict[st
         bars_for(qclf.metadata),
         names=("fp32", "quantized"),
         data=described,
+        random_data=is_random(data),
     )
-    return rep.to_dict()
+    out = rep.to_dict()
+    out["verdict_text"] = rep.verdict_text()
+    out["raise"] = None if rep.passed else {"type": rep.verdict, "message": _verdict_message(rep)}
+    return out
+
+
+def _verdict_message(rep: Any) -> str:
+    from edgecnn.errors import CheckFailed
+
+    try:
+        rep.raise_for_failure()
+    except CheckFailed as err:
+        return str(err)
+    return ""
 
 
 def measure_pair(a: Path, b: Path, seconds: float = 0.6, rounds: int = 3) -> dict[str, Any]:

@@ -24,11 +24,15 @@ def print_quantize_report(r: Any) -> None:
             ("eval data", a["data"]),
             (
                 "accuracy fp32 → quantized",
-                f"{a['reference_accuracy']:.2%} → {a['candidate_accuracy']:.2%} ({a['accuracy_delta_pp']:+.2f} pp)",
+                None
+                if a["reference_accuracy"] is None
+                else f"{a['reference_accuracy']:.2%} → {a['candidate_accuracy']:.2%} "
+                f"({a['accuracy_delta_pp']:+.2f} pp)",
             ),
             ("top-1 agreement", f"{a['top1_agreement']:.2%}"),
+            ("top-5 agreement", None if a.get("top5_agreement") is None else f"{a['top5_agreement']:.2%}"),
             ("max abs diff", a["max_abs_diff"]),
-            ("parity bars", "PASS" if a["passed"] else "FAIL: " + "; ".join(a["failures"])),
+            ("parity bars", a.get("verdict_text") or ("PASS" if a["passed"] else "FAIL: " + "; ".join(a["failures"]))),
         ]
     if r.speed:
         s = r.speed
