@@ -8,6 +8,7 @@ annotated copy atomically. The source file is never modified.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,8 @@ from edgecnn.runtime.metadata import (
     embed_metadata,
 )
 from edgecnn.runtime.session import vet_model
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +103,7 @@ def annotate(src: str | Path, dst: str | Path, config: AnnotateConfig) -> ModelM
             path=src,
         )
     _warn_on_output_kind(model, config.output)
+    probe_output(src, meta)
     model = onnx.load(str(src))  # now with any external data, to write one self-contained file
     embed_metadata(model, meta)
     with atomic_path(dst, suffix=".onnx") as tmp:
@@ -152,6 +156,37 @@ def _warn_on_output_kind(model: Any, output: OutputKind) -> None:
             "annotate it with --output logits",
             stacklevel=3,
         )
+
+
+PROBE_SAMPLES = 4
+
+
+def probe_output(src: Path, meta: ModelMetadata) -> None:
+    """Run a few random images through the graph and refuse outputs that cannot be what ``meta`` declares
+    (a logits graph annotated softmax answers "scores" of 7.24). Skipped when the graph cannot run here
+    (custom ops, an input the probe cannot build): the first real batch is checked again anyway.
+
+    Raises:
+        MetadataError: the outputs are not probabilities though declared softmax/sigmoid.
+    """
+    import numpy as np
+    import onnxruntime as ort
+
+    from edgecnn.runtime.contract import check_output_values
+    from edgecnn.runtime.preprocess import pixels_to_input
+
+    spec = meta.input
+    if meta.output == OutputKind.logits or not spec.is_image:
+        return
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (PROBE_SAMPLES, spec.height, spec.width, spec.channels), dtype=np.uint8)
+    try:
+        session = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
+        raw = session.run(None, {spec.name: pixels_to_input(pixels, meta)})[0]
+    except Exception as err:  # the probe is a bonus: a graph it cannot run is checked on its first batch
+        log.info("annotate: could not run a probe input through %s (%s); output values not checked", src, err)
+        return
+    check_output_values(raw, meta, src)
 
 
 def _channels(dims: tuple[int | None, ...] | None, config: AnnotateConfig) -> int:

@@ -163,6 +163,7 @@ def anatomy(
     stem: list[str] | tuple[str, ...] = (),
     excluded_nodes: tuple[str, ...] = (),
     excluded_op_types: tuple[str, ...] = (),
+    head: tuple[str, ...] = (),
     float_roles: tuple[str, ...] = (),
     optimized: Any = None,
 ) -> list[RoleRow]:
@@ -203,6 +204,8 @@ def anatomy(
         )
         if role in float_roles:
             why = f"{role} kept in float (float_roles)"
+        elif node.name in head:
+            why = "output head kept in float: real probabilities, not steps of 1/255"
         else:
             why = _why_float(node, fed_int8, stem_set, excluded, set(excluded_op_types))
         row.reasons[why] += 1

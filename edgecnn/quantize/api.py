@@ -22,7 +22,7 @@ from edgecnn.quantize.calibration import (
     DEFAULT_CALIBRATION_SAMPLES,
     ArrayReader,
     calibration_hash,
-    load_calibration,
+    load_calibration_set,
 )
 from edgecnn.quantize.config import CalibrationMethod, QuantFormat, QuantizeConfig, QuantMode
 from edgecnn.quantize.coverage import coverage, optimized_graph
@@ -242,12 +242,16 @@ def quantize(
                     info |= {"method": "dynamic", "per_channel": config.per_channel, "weight_type": config.weight_type}
                 else:
                     source = calibration or _default_calibration(meta)
-                    calib = load_calibration(source, meta, config.calibration_samples, config.seed)
+                    cal = load_calibration_set(source, meta, config.calibration_samples, config.seed)
+                    calib = cal.x
                     if config.calibration_samples is None and len(calib) < DEFAULT_CALIBRATION_SAMPLES:
                         notes.append(
                             f"calibrated on all {len(calib)} samples of {source} "
                             f"(the default asks for up to {DEFAULT_CALIBRATION_SAMPLES})"
                         )
+                    if cal.skipped:
+                        notes.append(f"calibration: {len(cal.skipped)} unreadable file(s) skipped ({cal.describe()})")
+                        info["calibration_skipped"] = len(cal.skipped)
                     input_name = _input_name(base)
                     graph = quantized_graph = onnx.load(str(base), load_external_data=False).graph
                     stem = stem_nodes(graph) if config.float_stem else []
@@ -304,6 +308,7 @@ def quantize(
             excluded_op_types=config.exclude_op_types,
             float_roles=config.float_roles,
             optimized=optimized,
+            head=tuple(info.get("float_head", {}).get("nodes", ())),
         )
         role_rows = [r.to_dict() for r in rows]
     stem_convs = int(info.get("float_stem_convs", 0))
@@ -347,8 +352,8 @@ def _default_calibration(meta: ModelMetadata) -> str:
     if isinstance(data, str) and data in OFFLINE:
         return data
     raise UsageError(
-        "static INT8 needs calibration data: pass --calibration DIR (an image folder, one subfolder per class) "
-        "or --calibration SOURCE (e.g. mnist5k)"
+        "static INT8 needs calibration data: pass --calibration DIR (a folder of about 100-300 representative "
+        "images, flat or nested, labels not needed) or --calibration SOURCE (e.g. mnist5k)"
     )
 
 

@@ -1,4 +1,5 @@
-"""Calibration data for static INT8: real images, class-balanced, preprocessed exactly as the model's
+"""Calibration data for static INT8: real images from any folder (flat or nested, labels not needed) or a
+data source, balanced over subfolders/classes when there are some, preprocessed exactly as the model's
 metadata says, served through onnxruntime's CalibrationDataReader protocol."""
 
 from __future__ import annotations
@@ -6,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,8 @@ log = logging.getLogger(__name__)
 DEFAULT_CALIBRATION_SAMPLES = 256
 # onnxruntime's and TFLite's guides suggest about 100 representative samples; fewer gives noisy ranges
 RECOMMENDED_MIN_SAMPLES = 100
+# below this, MinMax ranges are a handful of images' extremes: refused rather than quietly poor
+MIN_CALIBRATION_SAMPLES = 10
 
 
 class ArrayReader(CalibrationDataReader):
@@ -43,26 +47,98 @@ class ArrayReader(CalibrationDataReader):
         self._i = 0
 
 
-def load_calibration(source: str | Path, meta: ModelMetadata, samples: int | None = None, seed: int = 0) -> np.ndarray:
-    """Class-balanced model inputs from a folder or data source (never its test split).
+@dataclass(frozen=True)
+class CalibrationSet:
+    """The calibration tensors and where they came from (recorded in the model's metadata and the report)."""
 
-    ``samples=None`` takes up to ``DEFAULT_CALIBRATION_SAMPLES``, or every sample of a smaller source (it
-    says so, and warns below ``RECOMMENDED_MIN_SAMPLES``); an explicit ``samples`` is exact.
+    x: np.ndarray
+    source: str
+    found: int  # image files found in a folder (samples in a source)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why) of unreadable files
+    balanced: str = ""  # "class-balanced", "balanced over subfolders" or "" (one flat folder)
+
+    def describe(self) -> str:
+        text = f"{len(self.x)} samples of {self.source} ({self.found} found"
+        if self.skipped:
+            text += f", {len(self.skipped)} unreadable skipped"
+        return text + (f", {self.balanced})" if self.balanced else ")")
+
+
+def load_calibration(source: str | Path, meta: ModelMetadata, samples: int | None = None, seed: int = 0) -> np.ndarray:
+    """Model inputs for calibration from a folder or a data source (never its test split); see
+    ``load_calibration_set``, which also says what was skipped."""
+    return load_calibration_set(source, meta, samples, seed).x
+
+
+def load_calibration_set(
+    source: str | Path, meta: ModelMetadata, samples: int | None = None, seed: int = 0
+) -> CalibrationSet:
+    """Model inputs for calibration: any folder of images (flat or nested, labels not needed) or a data source.
+
+    ``samples=None`` takes up to ``DEFAULT_CALIBRATION_SAMPLES``, or every sample of a smaller set (it says
+    so, and warns with the numbers below ``RECOMMENDED_MIN_SAMPLES``); an explicit ``samples`` is exact.
+    A folder's unreadable files are skipped and counted; subfolders, when there are several, are sampled in
+    turn (class-balanced when they are classes).
 
     Raises:
-        InputError: empty folder, unreadable images, or fewer samples than explicitly asked — never a
-        silent fall back to random data.
+        InputError: no images, fewer than ``MIN_CALIBRATION_SAMPLES`` readable ones, or fewer than explicitly
+        asked — never a silent fall back to random data.
     """
+    from edgecnn.data.folders import is_folder_spec
+
+    if is_folder_spec(source):
+        cal = _from_folder(source, meta, samples, seed)
+    else:
+        cal = _from_source(str(source), meta, samples, seed)
+    n = len(cal.x)
+    if n < MIN_CALIBRATION_SAMPLES:
+        raise InputError(
+            f"calibration source {source}: only {n} readable samples ({cal.describe()}); at least "
+            f"{MIN_CALIBRATION_SAMPLES} are needed and about {RECOMMENDED_MIN_SAMPLES} recommended",
+            path=str(source),
+        )
+    if n < RECOMMENDED_MIN_SAMPLES:
+        warnings.warn(
+            f"calibration source {source}: calibrating on {n} samples; about {RECOMMENDED_MIN_SAMPLES} "
+            f"representative images give steadier INT8 ranges ({cal.describe()})",
+            UserWarning,
+            stacklevel=3,
+        )
+    return cal
+
+
+def _from_folder(source: str | Path, meta: ModelMetadata, samples: int | None, seed: int) -> CalibrationSet:
+    from edgecnn.data.folders import read_folder
+
+    want = samples if samples is not None else DEFAULT_CALIBRATION_SAMPLES
+    imgs = read_folder(source, meta, max_images=want, seed=seed)
+    if samples is not None and len(imgs) < samples:
+        skipped = f" ({len(imgs.skipped)} unreadable skipped)" if imgs.skipped else ""
+        raise InputError(
+            f"calibration source {source}: asked for {samples} samples but it holds {len(imgs)}{skipped}; "
+            "add images or lower --samples",
+            path=str(source),
+        )
+    if samples is None and len(imgs) < want:
+        log.info("calibration folder %s holds %d readable images: calibrating on all of them", source, len(imgs))
+    for path, why in imgs.skipped:
+        log.warning("calibration: skipped %s (%s)", path, why)
+    return CalibrationSet(
+        x=pixels_to_input(imgs.pixels, meta) if len(imgs) else imgs.pixels.astype(np.float32),
+        source=str(source),
+        found=imgs.found,
+        skipped=imgs.skipped,
+        balanced="balanced over subfolders" if len({Path(f).parent for f in imgs.files}) > 1 else "",
+    )
+
+
+def _from_source(spec: str, meta: ModelMetadata, samples: int | None, seed: int) -> CalibrationSet:
     from edgecnn.data import load_source, sample_balanced
 
-    spec = str(source)
-    if Path(spec).is_dir():
-        spec = f"folder:{spec}"
-    split = "all" if spec.startswith("folder:") else "train"  # a calibration folder is calibration-only
     image = meta.input.is_image
     ds = load_source(
         spec,
-        split=split,
+        split="train",
         seed=seed,
         image_size=(meta.input.height, meta.input.width) if image else None,
         color_mode=meta.preprocess.color_mode.value if image else None,
@@ -70,27 +146,15 @@ def load_calibration(source: str | Path, meta: ModelMetadata, samples: int | Non
     if samples is None:
         samples = min(DEFAULT_CALIBRATION_SAMPLES, len(ds))
         if samples < DEFAULT_CALIBRATION_SAMPLES:
-            log.info("calibration source %s holds %d samples: calibrating on all of them", source, samples)
+            log.info("calibration source %s holds %d samples: calibrating on all of them", spec, samples)
     if len(ds) < samples:
         raise InputError(
-            f"calibration source {source}: asked for {samples} samples but it holds {len(ds)}; "
+            f"calibration source {spec}: asked for {samples} samples but it holds {len(ds)}; "
             "add images or lower --samples",
-            path=str(source),
-        )
-    if len(ds.class_names) != meta.num_classes:
-        raise InputError(
-            f"calibration source {source}: {len(ds.class_names)} classes but the model has {meta.num_classes}",
-            path=str(source),
-        )
-    if samples < RECOMMENDED_MIN_SAMPLES:
-        warnings.warn(
-            f"calibration source {source}: calibrating on {samples} samples; about {RECOMMENDED_MIN_SAMPLES} "
-            "representative images give steadier INT8 ranges",
-            UserWarning,
-            stacklevel=2,
+            path=spec,
         )
     ds = sample_balanced(ds, samples, seed=seed)
-    return pixels_to_input(ds.x, meta)
+    return CalibrationSet(x=pixels_to_input(ds.x, meta), source=spec, found=len(ds), balanced="class-balanced")
 
 
 def calibration_hash(x: np.ndarray) -> str:

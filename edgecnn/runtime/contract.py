@@ -160,12 +160,60 @@ def check_contract(model: Any, meta: ModelMetadata, path: str | Path) -> None:
 
 
 def check_runtime_output(raw: Any, meta: ModelMetadata, path: str | Path) -> None:
-    """The output's width checked on the first real answer, where the graph left it symbolic."""
+    """The output's width (where the graph left it symbolic) and its values (probabilities, if it says so)
+    checked on the first real answer."""
     width = 1 if raw.ndim == 1 else int(raw.size // max(1, raw.shape[0]))
     want = 1 if meta.output == OutputKind.sigmoid else meta.num_classes
     if width != want:
         raise MetadataError(
             f"{path}: the model contradicts its metadata: {_width_problem('output', width, meta)}; {_FIX}", path=path
+        )
+    check_output_values(raw, meta, path)
+
+
+SUM_TOLERANCE = 0.05  # a softmax row may sum to 1 ± this (quantized softmax: ~0.01 off) and still be one
+RANGE_TOLERANCE = 1e-3  # probabilities may stray this far outside [0, 1] (float rounding, quantized outputs)
+
+
+def output_value_problem(raw: Any, kind: OutputKind) -> str | None:
+    """Why ``raw`` (one batch of the model's outputs) cannot be ``kind`` probabilities, or None.
+
+    Softmax rows must be in [0, 1] and sum to 1 ± ``SUM_TOLERANCE``; sigmoid outputs must be in [0, 1].
+    Rows with NaN/Inf are skipped (they are that input's error row, not the model's declaration).
+    """
+    import numpy as np
+
+    if kind == OutputKind.logits:
+        return None
+    arr = np.asarray(raw, np.float64)
+    flat = arr.reshape(len(arr), -1) if arr.ndim > 1 else arr[:, None]
+    flat = flat[np.isfinite(flat).all(axis=1)]
+    if not flat.size:
+        return None
+    lo, hi = float(flat.min()), float(flat.max())
+    if lo < -RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
+        return f"values from {lo:.4g} to {hi:.4g}, outside [0, 1]"
+    if kind == OutputKind.softmax:
+        sums = flat.sum(axis=1)
+        worst = float(sums[np.argmax(np.abs(sums - 1))])
+        if abs(worst - 1) > SUM_TOLERANCE:
+            return f"rows that sum to {worst:.4g}, not 1"
+    return None
+
+
+def check_output_values(raw: Any, meta: ModelMetadata, path: str | Path) -> None:
+    """Refuse a model whose answers cannot be what its metadata declares (a logits model called softmax).
+
+    Raises:
+        MetadataError: the outputs are not probabilities; names ``--output logits`` as the likely fix.
+    """
+    problem = output_value_problem(raw, meta.output)
+    if problem:
+        raise MetadataError(
+            f"{path}: declared {meta.output.value} (edgecnn.output) but its outputs are not probabilities: "
+            f"{problem}; if the graph ends in logits, annotate it with --output logits "
+            "(edgecnn annotate MODEL --output logits) so edgecnn applies the softmax",
+            path=path,
         )
 
 

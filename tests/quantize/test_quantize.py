@@ -101,7 +101,7 @@ def test_default_name_and_dynamic_warning(mnist_onnx: Path, tmp_path: Path) -> N
 def test_bad_calibration_input(mnist_onnx: Path, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(InputError, match="no class subfolders"):
+    with pytest.raises(InputError, match="no image files"):
         quantize(mnist_onnx, tmp_path / "a.onnx", calibration=str(empty), measure_speed=False)
     few = tmp_path / "few"
     for d in range(10):
@@ -110,7 +110,7 @@ def test_bad_calibration_input(mnist_onnx: Path, tmp_path: Path) -> None:
         quantize(mnist_onnx, tmp_path / "b.onnx", QuantizeConfig.int8(calibration_samples=20), calibration=str(few))
     wrong = tmp_path / "wrong"
     write_png(wrong / "a" / "x.png")
-    with pytest.raises(InputError, match="1 classes but the model has 10"):
+    with pytest.raises(InputError, match=r"only 1 readable samples .* at least 10 are needed"):
         quantize(
             mnist_onnx,
             tmp_path / "c.onnx",

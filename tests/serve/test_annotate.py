@@ -96,12 +96,21 @@ def test_contradictions_are_refused_with_exit_3(foreign: Path, tmp_path: Path, a
     assert not out.exists()
 
 
-def test_a_logits_graph_called_softmax_is_warned_about(foreign: Path, tmp_path: Path) -> None:
+def test_a_logits_graph_called_softmax_is_refused(foreign: Path, tmp_path: Path) -> None:
     from edgecnn.annotate import AnnotateConfig, annotate
+    from edgecnn.errors import MetadataError
     from edgecnn.runtime.metadata import Layout
 
-    with pytest.warns(UserWarning, match="MatMul node, not Softmax.*--output logits"):
-        annotate(foreign, tmp_path / "a.onnx", AnnotateConfig(labels=LABELS, layout=Layout.NCHW, height=16, width=16))
+    config = AnnotateConfig(labels=LABELS, layout=Layout.NCHW, height=16, width=16)
+    with (
+        pytest.warns(UserWarning, match="MatMul node, not Softmax.*--output logits"),
+        pytest.raises(MetadataError, match=r"declared softmax .* not probabilities: .*--output logits"),
+    ):
+        annotate(foreign, tmp_path / "a.onnx", config)
+    assert not (tmp_path / "a.onnx").exists()
+    code, text = _annotate(str(foreign), "-o", str(tmp_path / "b.onnx"), "--labels", ",".join(LABELS),
+                           "--layout", "NCHW", "--size", "16,16")  # fmt: skip
+    assert code == 3 and "--output logits" in text, text
 
 
 @pytest.mark.slow
