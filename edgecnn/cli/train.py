@@ -67,5 +67,7 @@ def train_command(
             *result.artefacts.items(),
         ],
     )
+    for note in result.warnings:
+        report.err_console().print(f"[yellow]warning:[/yellow] {note}")
     if json_out:
         report.write_json(json_out, result)

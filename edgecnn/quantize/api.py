@@ -334,7 +334,29 @@ def quantize(
 
             report = hold_bars(src, dst, config, calibration=calibration, eval_data=eval_data, first=report)
     speed = measure_pair(src, report.path) if measure_speed else None
-    return dataclasses.replace(report, speed=speed, seconds=time.perf_counter() - t0)
+    slower = slower_warning(speed, config.mode.value)
+    notes_after = [*report.warnings, slower] if slower else report.warnings
+    return dataclasses.replace(report, speed=speed, seconds=time.perf_counter() - t0, warnings=notes_after)
+
+
+SLOWER_BELOW = 0.95  # speed-ups under this (beyond run-to-run noise on a shared machine) are said out loud
+
+
+def slower_warning(speed: dict[str, Any] | None, mode: str) -> str | None:
+    """Say so when the quantized model is slower than the FP32 one on this machine (either measured case)."""
+    if not speed:
+        return None
+    worse = [
+        f"{label} {speed[key]:.2f}×"
+        for key, label in (("speedup_batch1", "batch-1 latency"), ("speedup_batch32", "batch-32 throughput"))
+        if speed.get(key, 1.0) < SLOWER_BELOW
+    ]
+    if not worse:
+        return None
+    return (
+        f"{mode.upper()} is SLOWER than FP32 on this machine ({', '.join(worse)} of FP32, 1 thread): "
+        "keep the FP32 model here, or try another setting (edgecnn bench both; README 'Quantization notes')"
+    )
 
 
 def _input_name(path: Path) -> str:

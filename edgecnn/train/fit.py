@@ -62,6 +62,7 @@ class TrainReport:
     n_test: int
     seconds: float
     artefacts: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # e.g. accuracy at chance level (train/chance.py)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +78,7 @@ class TrainReport:
             "n_test": self.n_test,
             "seconds": self.seconds,
             "artefacts": self.artefacts,
+            "warnings": self.warnings,
         }
 
 
@@ -231,6 +233,9 @@ def train(arch: str, out_dir: str | Path = "runs", config: TrainConfig | None = 
         artefacts["misclassified"] = str(
             save_misclassified(test_ds.x, y_test, pred, meta.labels, out / "misclassified.png")
         )
+    from edgecnn.train.chance import chance_warning
+
+    at_chance = chance_warning(float(test_acc), y_test, meta.num_classes)
     return TrainReport(
         arch=arch,
         data=data,
@@ -244,6 +249,7 @@ def train(arch: str, out_dir: str | Path = "runs", config: TrainConfig | None = 
         n_test=len(x_test),
         seconds=seconds,
         artefacts=artefacts,
+        warnings=[at_chance] if at_chance else [],
     )
 
 
