@@ -86,6 +86,7 @@ class ExportReport:
             "metadata": self.metadata.to_dict(),
             "parity": self.parity.to_dict(),
             "random_parity": self.random_parity.to_dict(),
+            "verdict": self.verdict,
             "passed": self.passed,
             "seconds": self.seconds,
             "simplified": self.simplified,
