@@ -75,6 +75,7 @@ def test_head_nodes_walks_back_through_shape_ops(tmp_path: Path) -> None:
 
 
 @pytest.mark.needs_tf
+@pytest.mark.filterwarnings("ignore:dynamic quantization of a model with convolutions")
 @pytest.mark.parametrize(
     "config",
     [QuantizeConfig.int8(), QuantizeConfig.int8(format=QuantFormat.qoperator), QuantizeConfig.dynamic(),
