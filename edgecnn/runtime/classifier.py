@@ -156,17 +156,20 @@ class Classifier:
         The hot path: a batch of the right dtype and shape costs one finiteness check (a dot product,
         which NaN and Inf poison) on top of the engine call; anything else goes through full validation.
         """
-        x = batch
-        if type(x) is np.ndarray and x.dtype == self._dtype and x.shape[1:] == self._sample_shape:
-            if not all_finite(x):
-                raise InputError("input contains NaN or Inf values; the model's answer would be meaningless")
-        else:
-            x = check_batch(batch, self.metadata.input)
+        x = self._checked(batch)
         if len(x) <= self.batch_size:
             return self._run(x)
         return np.concatenate([self._run(x[i : i + self.batch_size]) for i in range(0, len(x), self.batch_size)])
 
     __call__ = predict_proba  # a Classifier is a parity Predictor
+
+    def _checked(self, batch: np.ndarray) -> np.ndarray:
+        """The batch, validated: one finiteness check when dtype and shape already fit, else full validation."""
+        if type(batch) is np.ndarray and batch.dtype == self._dtype and batch.shape[1:] == self._sample_shape:
+            if not all_finite(batch):
+                raise InputError("input contains NaN or Inf values; the model's answer would be meaningless")
+            return batch
+        return check_batch(batch, self.metadata.input)
 
     def predict_rows(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities and a mask of the samples the model answered with finite numbers.
@@ -175,7 +178,7 @@ class Classifier:
         for a dark image) must become that input's error, not its batch's: its row holds NaN and
         ``ok`` is False there. ``predict_proba`` raises ModelError for such a batch instead.
         """
-        x = check_batch(batch, self.metadata.input)
+        x = self._checked(batch)
         parts = [self._run(x[i : i + self.batch_size], rows=True) for i in range(0, len(x), self.batch_size)]
         return np.concatenate([p for p, _ in parts]), np.concatenate([ok for _, ok in parts])
 
