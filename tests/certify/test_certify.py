@@ -213,3 +213,21 @@ def test_certify_on_arm64_matches_native(flip: dict[str, Path]) -> None:
     assert "ASIMDDP" in rep.targets["arm64-dot"].cpu_features and "ASIMDDP" not in rep.targets["arm64"].cpu_features
     rep = certify(flip["vnni"], cfg, write=False)  # ARM kernels are exact: they agree with FP32, not with AVX2
     assert all(t.agreement_reference == 1.0 for name, t in rep.targets.items() if name != "native")
+
+
+def test_fallback_ladder_and_budget_search_keep_the_target(tiny_onnx: Path) -> None:
+    from edgecnn.quantize.search import bar_ladder, candidates
+
+    base = QuantizeConfig.int8(target="x86-vnni")
+    tried = [*candidates(base, tiny_onnx), *bar_ladder(base, tiny_onnx)]
+    assert tried and all(c.target == QuantTarget.x86_vnni and not c.seven_bit_weights for c in tried)
+
+
+def test_serve_metadata_carries_the_certificate_without_paths(flip: dict[str, Path]) -> None:
+    from edgecnn.runtime.classifier import read_metadata
+    from edgecnn.serve.protocol_v2 import model_metadata
+
+    cert = {"verdict": "PASS", "samples": 500, "targets": {"x86-avx2": {"agreement_native": 1.0}}, "model": {}}
+    out = model_metadata("flip", read_metadata(flip["portable"]), certificate=cert)
+    assert out["parameters"]["edgecnn.certificate"]["targets"] == {"x86-avx2": 1.0}
+    assert "parameters" not in model_metadata("flip", read_metadata(flip["portable"]))
