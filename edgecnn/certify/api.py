@@ -23,15 +23,11 @@ import numpy as np
 
 from edgecnn.certify.emulation import runner_command
 from edgecnn.certify.targets import DEFAULT_TARGETS, TARGETS, describe_host, host_flags, not_checkable
-from edgecnn.errors import CheckFailed, ModelError, UsageError
+from edgecnn.errors import CertifyError, ModelError, UsageError
 
 EXACT_BAR_MIN_SAMPLES = 100  # a 100% bar has no resolution rule: at least this many
 DIFF_EPS = 1e-6  # an output "differs" when some probability moves by more than this
 Progress = Callable[[str], None]
-
-
-class CertifyError(CheckFailed):
-    """A target answered differently from native (or the sample could not resolve the bar): exit 4."""
 
 
 @dataclass(frozen=True, slots=True)
