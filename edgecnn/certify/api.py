@@ -154,7 +154,19 @@ class CertifyReport:
             )
         failed = [f"{name}: {'; '.join(t.failures)}" for name, t in self.targets.items() if not t.passed]
         if failed:
-            raise CertifyError(f"{self.model.name}: answers differ across CPUs: " + " | ".join(failed))
+            raise CertifyError(f"{self.model.name}: answers differ across CPUs: " + " | ".join(failed) + self._which())
+
+    def _which(self) -> str:
+        """Which side is wrong, when the FP32 reference can tell: the CPUs that agree with it best."""
+        scores = {n: t.agreement_reference for n, t in self.targets.items() if t.agreement_reference is not None}
+        if len(set(scores.values())) < 2:
+            return ""
+        best = max(scores.values())
+        closest = [n for n, v in scores.items() if v == best]
+        hint = " (full-range INT8 weights saturate on AVX2: quantize with --target portable)"
+        return f"; FP32 agrees best with {', '.join(closest)} ({best:.1%}, native {scores['native']:.1%})" + (
+            hint if "native" not in closest and self.quantization.get("reduce_range") is False else ""
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -160,6 +160,7 @@ def test_certify_fails_a_full_range_model_with_exit_4(flip: dict[str, Path]) -> 
     )
     assert res.exit_code == 4, res.output
     assert "answers differ across CPUs" in res.output and "flipped" in res.output
+    assert "FP32 agrees best with" in res.output and "x86-sse4" in res.output  # the exact side is named
     assert read_certificate(flip["vnni"])["passed"] is False
 
 
