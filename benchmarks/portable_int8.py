@@ -155,7 +155,8 @@ def main() -> None:
         print("quantized; accuracy ...", flush=True)
         acc = _accuracy(args.model, models, args.data)
         print("portability (emulated) ...", flush=True)
-        port = _portability(models, args.data, args.samples, tuple(args.targets.split(",")))
+        targets = tuple(t for t in args.targets.split(",") if t)  # --targets "": speed and accuracy only
+        port = _portability(models, args.data, args.samples, targets) if targets else {n: {} for n in models}
         print("speed ...", flush=True)
         speed = _speed(models, args.duration)
     base = speed["plain ort"]
@@ -180,12 +181,12 @@ def main() -> None:
         "fp32_accuracy": acc["fp32"]["accuracy"],
         "rows": rows,
     }
-    head = ["scheme", "accuracy", "agreement w/ FP32"] + [f"{t} agreement (differ)" for t in args.targets.split(",")]
+    head = ["scheme", "accuracy", "agreement w/ FP32"] + [f"{t} agreement (differ)" for t in targets]
     head += ["b1 p50 ms", "img/s @32", "b1 ÷ plain", "thr ÷ plain"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for r in rows:
         cells = [r["scheme"], f"{r['accuracy']:.1%}", f"{r['agreement_fp32']:.1%}"]
-        cells += [f"{r[f'{t}_agreement']:.1%} ({r[f'{t}_outputs_differ']})" for t in args.targets.split(",")]
+        cells += [f"{r[f'{t}_agreement']:.1%} ({r[f'{t}_outputs_differ']})" for t in targets]
         cells += [f"{r['p50_ms_batch1']:.3f}", f"{r['img_s_batch32']:,.0f}", f"{r['batch1_vs_plain']:.2f}×"]
         cells += [f"{r['throughput_vs_plain']:.2f}×"]
         lines.append("| " + " | ".join(cells) + " |")
