@@ -3,7 +3,8 @@
 The runtime (``Classifier``) needs only numpy, onnxruntime and Pillow. Heavier entry points
 (``export_keras``, ``compare``, ``run_benchmark``) load on first use, so importing edgecnn never
 imports TensorFlow. Quantization lives in ``edgecnn.quantize`` (``from edgecnn.quantize import
-quantize``): a top-level ``edgecnn.quantize`` function would be shadowed by the subpackage.
+quantize``) and certification in ``edgecnn.certify`` (``from edgecnn.certify import certify``): a
+top-level function of the same name would be shadowed by the subpackage.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from edgecnn._version import __version__
 from edgecnn.errors import (
     AccuracyBudgetError,
     BenchGateError,
+    CertifyError,
     CheckFailed,
     ClusterError,
     EdgeCNNError,
@@ -45,6 +47,7 @@ _LAZY = {
     "compare": "edgecnn.parity",
     "run_benchmark": "edgecnn.bench",
     "BenchConfig": "edgecnn.bench",
+    "CertifyConfig": "edgecnn.certify",
 }
 
 
@@ -57,6 +60,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AccuracyBudgetError",
     "BenchGateError",
+    "CertifyError",
     "CheckFailed",
     "Classifier",
     "ClusterError",

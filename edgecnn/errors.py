@@ -5,7 +5,8 @@
     │   ├── ParityError
     │   ├── InconclusiveError                     too few samples to resolve a bar: never a PASS
     │   ├── AccuracyBudgetError
-    │   └── BenchGateError
+    │   ├── BenchGateError
+    │   └── CertifyError                           answers differ across CPUs (edgecnn certify)
     ├── UsageError                       exit 2   options that contradict each other
     ├── InputError (also ValueError)     exit 3   bad image / array / calibration data / data source
     │   └── ImageError                            not an image, truncated, unsupported mode
@@ -69,6 +70,10 @@ class AccuracyBudgetError(CheckFailed):
 
 class BenchGateError(CheckFailed):
     """A benchmark gate (--max-p95-ms, --min-throughput) was missed."""
+
+
+class CertifyError(CheckFailed):
+    """A model answered differently on an (emulated) CPU than natively, or too few samples to say."""
 
 
 class UsageError(EdgeCNNError):

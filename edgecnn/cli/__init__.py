@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "tune",
     "serve",
     "annotate",
+    "certify",
 )
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"edgecnn.cli.{_name}")

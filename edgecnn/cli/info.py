@@ -42,4 +42,9 @@ def info_command(
     if info.metadata_error:
         meta["error"] = info.metadata_error
     report.print_kv("edgecnn metadata", [(k, json.dumps(v)) for k, v in meta.items()])
+    if info.certificate:
+        from edgecnn.runtime.certificate import summarize_certificate
+
+        summary = summarize_certificate(info.certificate)
+        report.print_kv("certificate (edgecnn certify)", [("answers the same across CPUs", summary)])
     report.print_table("ops", ("op", "count"), list(info.ops.items()))

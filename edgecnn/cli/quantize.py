@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from edgecnn.cli._app import app, exits_on_error
-from edgecnn.quantize.config import CalibrationMethod, QuantFormat, QuantMode
+from edgecnn.quantize.config import CalibrationMethod, QuantFormat, QuantMode, QuantTarget
 
 
 def _split(text: str | None) -> tuple[str, ...]:
@@ -38,7 +38,22 @@ def quantize_command(
     samples: Annotated[
         int | None, typer.Option(help="Calibration samples, class-balanced (default: up to 256, all of a smaller set).")
     ] = None,
-    reduce_range: Annotated[bool, typer.Option(help="7-bit weights, for CPUs without VNNI (see README).")] = False,
+    target: Annotated[
+        QuantTarget,
+        typer.Option(
+            case_sensitive=False,
+            help="CPUs the INT8 model must answer the same on: portable (all; 7-bit weights), x86-vnni or arm64 "
+            "(full-range weights: wrong on AVX2), x86-avx2. `edgecnn certify` proves it.",
+        ),
+    ] = QuantTarget.portable,
+    reduce_range: Annotated[
+        bool | None,
+        typer.Option(
+            "--reduce-range/--full-range",
+            help="Expert: 7-bit or full-range weights (default: what --target needs).",
+            show_default=False,
+        ),
+    ] = None,
     exclude_nodes: Annotated[str | None, typer.Option(help="Comma-separated node names to keep in float.")] = None,
     exclude_op_types: Annotated[str | None, typer.Option(help="Comma-separated op types to keep in float.")] = None,
     float_stem: Annotated[
@@ -75,6 +90,7 @@ def quantize_command(
         per_channel=per_channel,
         calibration_method=method,
         calibration_samples=samples,
+        target=target,
         reduce_range=reduce_range,
         exclude_nodes=_split(exclude_nodes),
         exclude_op_types=_split(exclude_op_types),

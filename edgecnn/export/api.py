@@ -198,7 +198,7 @@ def export_keras(src: Any, dst: str | Path | None = None, config: ExportConfig |
         append_softmax(converted.model)
         meta = replace(meta, output=OutputKind.softmax, source=meta.source | {"softmax_appended": True})
     embed_metadata(converted.model, meta)
-    from edgecnn import __version__
+    from edgecnn._version import __version__
 
     converted.model.producer_name, converted.model.producer_version = "edgecnn", __version__
     try:

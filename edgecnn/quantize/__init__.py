@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from edgecnn.quantize.config import CalibrationMethod, QuantFormat, QuantizeConfig, QuantMode
+from edgecnn.quantize.config import CalibrationMethod, QuantFormat, QuantizeConfig, QuantMode, QuantTarget
 
 _LAZY = {
     "quantize": "edgecnn.quantize.api",
@@ -28,6 +28,7 @@ __all__ = [
     "CalibrationMethod",
     "QuantFormat",
     "QuantMode",
+    "QuantTarget",
     "QuantizeConfig",
     "QuantizeReport",
     "quantize",

@@ -149,7 +149,7 @@ def _write_int8(
             ArrayReader(input_name, calib),
             quant_format=OrtFormat.QDQ if config.format == QuantFormat.qdq else OrtFormat.QOperator,
             per_channel=config.per_channel,
-            reduce_range=config.reduce_range,
+            reduce_range=config.seven_bit_weights,
             activation_type=_quant_type(config.activation_type),
             weight_type=_quant_type(config.weight_type),
             nodes_to_exclude=[*config.exclude_nodes, *stem] or None,
@@ -166,7 +166,7 @@ def _write_dynamic(src: Path, out: Path, config: QuantizeConfig) -> None:
         str(src),
         str(out),
         per_channel=config.per_channel,
-        reduce_range=config.reduce_range,
+        reduce_range=config.seven_bit_weights,
         weight_type=_quant_type(config.weight_type),
         nodes_to_exclude=list(config.exclude_nodes) or None,
     )
@@ -239,7 +239,13 @@ def quantize(
                         warnings.warn(DYNAMIC_CONV_WARNING, stacklevel=2)
                         notes.append(DYNAMIC_CONV_WARNING)
                     _write_dynamic(base, raw, config)
-                    info |= {"method": "dynamic", "per_channel": config.per_channel, "weight_type": config.weight_type}
+                    info |= {
+                        "method": "dynamic",
+                        "per_channel": config.per_channel,
+                        "weight_type": config.weight_type,
+                        "target": config.target.value,
+                        "reduce_range": config.seven_bit_weights,
+                    }
                 else:
                     source = calibration or _default_calibration(meta)
                     cal = load_calibration_set(source, meta, config.calibration_samples, config.seed)
@@ -267,7 +273,8 @@ def quantize(
                         "per_channel": config.per_channel,
                         "activation_type": config.activation_type,
                         "weight_type": config.weight_type,
-                        "reduce_range": config.reduce_range,
+                        "target": config.target.value,
+                        "reduce_range": config.seven_bit_weights,
                         "calibration_source": str(source),
                         "calibration_samples": len(calib),
                         "calibration_sha256": calibration_hash(calib),

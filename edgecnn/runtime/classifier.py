@@ -115,6 +115,16 @@ class Classifier:
         return list(self.session.get_providers())
 
     @property
+    def certificate(self) -> dict[str, Any] | None:
+        """``MODEL.certificate.json`` from ``edgecnn certify`` when it is for this model's bytes: on which CPUs
+        the model was run and whether it answered the same there (None: never certified)."""
+        if not hasattr(self, "_certificate"):
+            from edgecnn.runtime.certificate import read_certificate
+
+            self._certificate = read_certificate(self.path)
+        return self._certificate
+
+    @property
     def provider_warnings(self) -> tuple[str, ...]:
         """Why the providers differ from those asked for (a fallback that was allowed), if they do."""
         return self.engine.warnings

@@ -32,8 +32,8 @@ def _version(dist: str) -> str | None:
 
 def describe_environment() -> dict[str, Any]:
     """Versions, providers and GPU problems; finds optional extras without importing them."""
-    from edgecnn import __version__
     from edgecnn._optional import has_module
+    from edgecnn._version import __version__
 
     available = ort.get_available_providers()
     packages = installed_ort_packages()

@@ -9,6 +9,7 @@ from typing import Any
 
 from edgecnn._fs import sha256_file
 from edgecnn.errors import MetadataError
+from edgecnn.runtime.certificate import read_certificate
 from edgecnn.runtime.contract import contract_problems
 from edgecnn.runtime.metadata import ModelMetadata, props_of
 from edgecnn.runtime.session import check_model_file
@@ -27,6 +28,7 @@ class ModelInfo:
     ops: dict[str, int]
     metadata: ModelMetadata | None
     metadata_error: str | None
+    certificate: dict[str, Any] | None = None  # MODEL.certificate.json from `edgecnn certify`, for these bytes
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -41,6 +43,7 @@ class ModelInfo:
             "ops": self.ops,
             "metadata": None if self.metadata is None else self.metadata.to_dict(),
             "metadata_error": self.metadata_error,
+            "certificate": self.certificate,
         }
 
 
@@ -78,10 +81,11 @@ def describe_model(path: str | Path) -> ModelInfo:
         meta_error = f"the model contradicts its metadata: {'; '.join(problems)}" if problems else None
     except MetadataError as err:
         meta, meta_error = None, str(err)
+    sha256 = sha256_file(path)
     return ModelInfo(
         path=Path(path),
         size_bytes=Path(path).stat().st_size,
-        sha256=sha256_file(path),
+        sha256=sha256,
         producer=f"{model.producer_name} {model.producer_version}".strip(),
         opsets={o.domain or "ai.onnx": o.version for o in model.opset_import},
         inputs=[
@@ -92,4 +96,5 @@ def describe_model(path: str | Path) -> ModelInfo:
         ops=dict(Counter(n.op_type for n in graph.node).most_common()),
         metadata=meta,
         metadata_error=meta_error,
+        certificate=read_certificate(path, sha256),
     )

@@ -293,7 +293,8 @@ class Server:
 
     async def v2_metadata(self, request: Request) -> Response:
         entry = self._entry(request)
-        return JSONResponse(v2.model_metadata(entry.name, entry.classifier.metadata))
+        meta, cert = entry.classifier.metadata, entry.classifier.certificate
+        return JSONResponse(v2.model_metadata(entry.name, meta, certificate=cert))
 
     async def v2_model_ready(self, request: Request) -> Response:
         entry = self._entry(request)

@@ -27,10 +27,19 @@ class ProtocolError(InputError):
     """A V2 request that does not fit the protocol or the model (400)."""
 
 
-def model_metadata(name: str, meta: ModelMetadata, platform: str = "onnxruntime_onnx") -> dict[str, Any]:
-    """``GET /v2/models/{name}``: inputs and outputs with -1 for the batch axis."""
+def model_metadata(
+    name: str, meta: ModelMetadata, platform: str = "onnxruntime_onnx", certificate: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``GET /v2/models/{name}``: inputs and outputs with -1 for the batch axis; the model's CPU certificate
+    (verdict, targets, agreement, onnxruntime version, date; no paths) as a parameter when there is one."""
     spec = meta.input
+    extra: dict[str, Any] = {}
+    if certificate:
+        keep = ("verdict", "samples", "min_agreement", "native", "onnxruntime", "date")
+        targets = {k: v.get("agreement_native") for k, v in (certificate.get("targets") or {}).items()}
+        extra["parameters"] = {"edgecnn.certificate": {**{k: certificate.get(k) for k in keep}, "targets": targets}}
     return {
+        **extra,
         "name": name,
         "versions": ["1"],
         "platform": platform,
