@@ -155,11 +155,12 @@ def test_export_parity_quantize(tmp_path: Path) -> None:
         "--json",
         str(tmp_path / "q.json"),
     )
-    # an untrained net answers near-ties, which INT8 flips: a missed bar is exit 4, the model and report written
-    assert q.exit_code == 4 and "error: parity failed (quantized vs fp32): top-1 agreement" in q.stderr, q.output
-    report = json.loads((tmp_path / "q.json").read_text())
+    report = json.loads((tmp_path / "q.json").read_text())  # written whatever the verdict
+    # an untrained net answers near-ties, which INT8 may flip: a missed bar is exit 4, with the model written
+    verdict = report["accuracy"]["verdict"]
+    assert q.exit_code == {"PASS": 0, "FAIL": 4}[verdict], q.output
+    assert (verdict == "FAIL") == ("error: parity failed (quantized vs fp32): top-1 agreement" in q.stderr)
     assert report["quantization"]["calibration_samples"] == 100 and report["accuracy"]["n"] == 1000
-    assert report["accuracy"]["verdict"] == "FAIL"
     assert (tmp_path / "deep.int8.onnx").is_file()
     assert "Softmax" in q.stdout and "QLinearSoftmax" not in q.stdout  # the per-role table: a float head
     assert {r["role"] for r in report["anatomy"]} >= {"dense", "softmax"}
