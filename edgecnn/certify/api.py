@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import subprocess
 import tempfile
 import time
@@ -23,9 +22,8 @@ import numpy as np
 
 from edgecnn.certify.emulation import runner_command
 from edgecnn.certify.targets import DEFAULT_TARGETS, TARGETS, describe_host, host_flags, not_checkable
-from edgecnn.errors import CertifyError, ModelError, UsageError
+from edgecnn.errors import CertifyError, InconclusiveError, ModelError, UsageError
 
-EXACT_BAR_MIN_SAMPLES = 100  # a 100% bar has no resolution rule: at least this many
 DIFF_EPS = 1e-6  # an output "differs" when some probability moves by more than this
 Progress = Callable[[str], None]
 
@@ -70,10 +68,10 @@ class CertifyConfig:
 
     @property
     def samples_needed(self) -> int:
-        """Samples that let one disagreement show against the bar (n >= 1/(1 - bar))."""
-        if self.min_agreement >= 1.0:
-            return EXACT_BAR_MIN_SAMPLES
-        return math.ceil(1.0 / (1.0 - self.min_agreement) - 1e-9)
+        """Samples that let one disagreement show against the bar (parity's resolution rule)."""
+        from edgecnn.parity.compare import samples_needed
+
+        return samples_needed(self.min_agreement)
 
 
 @dataclass(frozen=True)
@@ -146,9 +144,9 @@ class CertifyReport:
         return {True: "PASS", False: "FAIL", None: "INCONCLUSIVE"}[self.passed]
 
     def raise_for_failure(self) -> None:
-        """CertifyError (exit 4) when a target missed the bar or the sample cannot resolve it."""
+        """CertifyError (a target missed the bar) or InconclusiveError (too few samples to say); both exit 4."""
         if self.inconclusive:
-            raise CertifyError(
+            raise InconclusiveError(
                 f"{self.model.name}: INCONCLUSIVE: {self.samples} samples cannot resolve a "
                 f"{self.config.min_agreement:.1%} agreement bar; certify needs >= {self.config.samples_needed}"
             )
