@@ -66,6 +66,7 @@ def load_calibration(source: str | Path, meta: ModelMetadata, samples: int | Non
         seed=seed,
         image_size=(meta.input.height, meta.input.width) if image else None,
         color_mode=meta.preprocess.color_mode.value if image else None,
+        preprocess=meta.preprocess,
     )
     if samples is None:
         samples = min(DEFAULT_CALIBRATION_SAMPLES, len(ds))

@@ -26,7 +26,7 @@ from edgecnn.runtime.engine import Engine, EngineSettings
 from edgecnn.runtime.images import load_image
 from edgecnn.runtime.metadata import ModelMetadata
 from edgecnn.runtime.postprocess import all_finite, to_probabilities, top_k
-from edgecnn.runtime.preprocess import check_batch, image_to_pixels, pixels_to_input
+from edgecnn.runtime.preprocess import check_batch, draft_size, image_to_pixels, pixels_to_input
 from edgecnn.runtime.providers import Provider
 from edgecnn.runtime.session import SessionSettings, vet_model
 from edgecnn.runtime.tuning import choose_settings
@@ -194,7 +194,7 @@ class Classifier:
         """One image -> uint8 (H, W, C) at the model's size and colour mode."""
         if isinstance(item, (str, Path)):
             spec = self.metadata.input
-            item = load_image(item, draft_size=(spec.width, spec.height) if spec.is_image else None)
+            item = load_image(item, draft_size=draft_size(spec.height, spec.width, self.metadata.preprocess))
         elif isinstance(item, np.ndarray):
             if item.dtype != np.uint8 or item.ndim not in (2, 3):
                 raise InputError(f"expected a uint8 image array (H, W[, C]), got {item.dtype} {item.shape}")
