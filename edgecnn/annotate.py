@@ -62,7 +62,7 @@ class AnnotateConfig:
     crop_mode: CropMode = CropMode.squash
     crop_pct: float = 1.0
     channel_order: ChannelOrder = ChannelOrder.RGB
-    fast_decode: bool = True
+    fast_decode: bool = False
 
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -119,7 +119,11 @@ def preset_config(preset: str | None, labels: tuple[str, ...], **options: Any) -
 def parse_labels(text: str) -> tuple[str, ...]:
     """A labels file (one per line) or a comma-separated list."""
     path = Path(text)
-    if path.is_file():
+    try:
+        is_file = path.is_file()
+    except (OSError, ValueError):  # a long inline list is no file name (ENAMETOOLONG)
+        is_file = False
+    if is_file:
         labels = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
     else:
         labels = [part.strip() for part in text.split(",")]

@@ -75,8 +75,13 @@ def annotate_command(
     channel_order: Annotated[
         ChannelOrder | None, typer.Option(case_sensitive=False, help="RGB (default) or BGR (Caffe-era models).")
     ] = None,
-    exact_decode: Annotated[
-        bool, typer.Option("--exact-decode", help="Always decode and resize from full resolution (no fast decode).")
+    fast_decode: Annotated[
+        bool,
+        typer.Option(
+            "--fast-decode",
+            help="Let big JPEGs decode at reduced scale and big images shrink by whole factors first: faster, "
+            "but answers move by up to ~1e-2 (README, 'Fast decoding'). Default: exact.",
+        ),
     ] = False,
 ) -> None:
     """Make a foreign ONNX classifier usable by classify, bench, quantize, parity and serve."""
@@ -99,7 +104,7 @@ def annotate_command(
         crop_mode=crop_mode,
         crop_pct=crop_pct,
         channel_order=channel_order,
-        fast_decode=False if exact_decode else None,
+        fast_decode=fast_decode or None,
     )
     given = config
     config = inferred_from_graph(model, config)

@@ -12,6 +12,7 @@ no per-call state (IO bindings, when used, are per thread). Example::
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,10 +89,14 @@ class Classifier:
         settings: SessionSettings | EngineSettings | None = None,
         mode: str = "latency",
         tuning: bool | str | Path = True,
+        fast_decode: bool | None = None,
     ) -> None:
         self.path = Path(path)
         vetted = vet_model(self.path)
         self.metadata = read_graph_metadata(vetted[1], self.path)
+        if fast_decode is not None:  # overrides the metadata's choice (README, "Fast decoding")
+            pre = dataclasses.replace(self.metadata.preprocess, fast_decode=fast_decode)
+            self.metadata = dataclasses.replace(self.metadata, preprocess=pre)
         self.engine_settings, self.settings_source = choose_settings(
             self.path, mode, threads=threads, settings=settings, tuning=tuning
         )

@@ -1,6 +1,6 @@
 """Turn images into the model's input exactly as its metadata says; pure numpy + Pillow.
 
-The one implementation of ``PreprocessSpec``: decode (``load_pixels``, with the fast-decode shortcuts
+The one implementation of ``PreprocessSpec``: decode (``load_pixels``; the opt-in fast-decode shortcuts
 bounded by ``FAST_DECODE_GAP``), geometry (``fit_image``: colour mode, interpolation, crop mode and
 crop_pct, torchvision's rounding), then values (``pixels_to_input``: channel order, scale/offset,
 mean/std, layout). Every path calls these: Classifier and classify (local and Ray), serve, parity,
@@ -28,10 +28,11 @@ _RESAMPLE = {
     "box": Image.Resampling.BOX,
     "hamming": Image.Resampling.HAMMING,
 }
-# Fast decoding keeps the image at least this many times the resize target before the real filter runs:
-# a JPEG decodes at 1/2, 1/4 or 1/8 DCT scale and any image shrinks by a whole factor (Pillow's
-# ``reducing_gap``). Measured on real photos with a real ImageNet net (README, "Fast decoding"): this gap
-# moves probabilities by less than the FP32 bar (1e-4); the old gap of 1-2 moved them by up to 0.018.
+# Fast decoding (opt-in, PreprocessSpec.fast_decode) keeps the image at least this many times the resize
+# target before the real filter runs: a JPEG decodes at 1/2, 1/4 or 1/8 DCT scale and any image shrinks
+# by a whole factor first (Pillow's ``reducing_gap``). Measured with a real ImageNet net on real photos
+# (benchmarks/fast_decode.py, README "Fast decoding"): no gap keeps every answer within the FP32 bar
+# (1e-4) once a shortcut fires, so exact decoding is the default; at 4, up to ~1e-2 at 112 px inputs.
 FAST_DECODE_GAP = 4
 
 

@@ -59,14 +59,15 @@ def test_preprocess_spec_round_trips(
 
 
 def test_old_metadata_keeps_its_meaning() -> None:
-    """A file written before the spec grew (key ``resize``, no crop): that filter, squashed, RGB, fast decode."""
+    """A file written before the spec grew (key ``resize``, no crop): that filter, squashed, RGB; decoded
+    exactly (the old shortcuts broke the FP32 bar)."""
     props = _meta(PreprocessSpec()).to_props()
     props[KEY_PREPROCESS] = json.dumps(
         {"color_mode": "RGB", "resize": "bicubic", "scale": 1 / 255, "offset": 0.0, "mean": None, "std": None}
     )
     pre = ModelMetadata.from_props(props).preprocess
     assert (pre.interpolation, pre.resize, pre.crop_mode, pre.crop_pct) == ("bicubic", "bicubic", CropMode.squash, 1.0)
-    assert (pre.channel_order, pre.fast_decode) == (ChannelOrder.RGB, True)
+    assert (pre.channel_order, pre.fast_decode) == (ChannelOrder.RGB, False)
     assert "interpolation" in pre.to_dict() and "resize" not in pre.to_dict()
 
 
