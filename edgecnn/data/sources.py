@@ -227,14 +227,17 @@ def load_source(
     """
     if split not in SPLITS:
         raise UsageError(f"unknown split {split!r}; choose one of {SPLITS}")
+    fitted = False  # a folder's images are fitted to image_size as they load (fitting twice would crop twice)
     if spec.startswith("folder:") or (os.sep in spec and Path(spec).is_dir()):
         folder = Path(spec.removeprefix("folder:")).expanduser()
         ds = _folder(folder, split, seed, image_size, color_mode, preprocess)
+        fitted = image_size is not None
     elif spec in _LOADERS:
         ds = _LOADERS[spec](split, seed)
     else:
         raise UsageError(f"unknown data source {spec!r}; choose one of {', '.join(source_names())}")
-    ds = adapt(ds, image_size=image_size, color_mode=color_mode, preprocess=preprocess)
+    if not fitted:
+        ds = adapt(ds, image_size=image_size, color_mode=color_mode, preprocess=preprocess)
     if limit is not None:
         ds = ds.subset(np.arange(min(limit, len(ds))))
     return ds
