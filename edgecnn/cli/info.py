@@ -41,10 +41,22 @@ def info_command(
     meta = info.metadata.to_dict() if info.metadata else {}
     if info.metadata_error:
         meta["error"] = info.metadata_error
-    report.print_kv("edgecnn metadata", [(k, json.dumps(v)) for k, v in meta.items()])
+    report.print_kv("edgecnn metadata", [(k, _summary(k, v)) for k, v in meta.items()])
     if info.certificate:
         from edgecnn.runtime.certificate import summarize_certificate
 
         summary = summarize_certificate(info.certificate)
         report.print_kv("certificate (edgecnn certify)", [("answers the same across CPUs", summary)])
     report.print_table("ops", ("op", "count"), list(info.ops.items()))
+
+
+LABELS_SHOWN = 8
+
+
+def _summary(key: str, value: object) -> str:
+    """One table cell; a long label list shows its count, its first and its last few (--json shows all)."""
+    if key == "labels" and isinstance(value, list) and len(value) > LABELS_SHOWN:
+        head = ", ".join(json.dumps(v) for v in value[: LABELS_SHOWN - 2])
+        tail = ", ".join(json.dumps(v) for v in value[-2:])
+        return f"{len(value):,} labels: {head}, …, {tail} (all with --json)"
+    return json.dumps(value)

@@ -104,10 +104,10 @@ def _order(files: list[Path], groups: np.ndarray | None, seed: int) -> list[int]
 
 def _decode(path: Path, meta: ModelMetadata) -> np.ndarray:
     from edgecnn.runtime.images import load_image
-    from edgecnn.runtime.preprocess import image_to_pixels
+    from edgecnn.runtime.preprocess import draft_size, image_to_pixels
 
-    spec = meta.input
-    return image_to_pixels(load_image(path, draft_size=(spec.width, spec.height)), meta)
+    spec = meta.input  # the decode classify does: draft (fast decode) only where the model's metadata asks for it
+    return image_to_pixels(load_image(path, draft_size=draft_size(spec.height, spec.width, meta.preprocess)), meta)
 
 
 def read_folder(

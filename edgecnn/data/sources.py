@@ -7,11 +7,15 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgecnn.data.labels import CIFAR10, DIGITS, FASHION
 from edgecnn.errors import InputError, UsageError
+
+if TYPE_CHECKING:
+    from edgecnn.runtime.metadata import PreprocessSpec
 
 SPLITS = ("train", "val", "test", "all")
 VAL_FRACTION = 0.1
@@ -142,9 +146,18 @@ def _keras_dataset(name: str, module: str, classes: tuple[str, ...]) -> Callable
     return load
 
 
-def _folder(path: Path, split: str, seed: int, image_size: tuple[int, int] | None, color_mode: str | None) -> Dataset:
-    """One subfolder per class; every image decoded, converted and resized to ``image_size``."""
+def _folder(
+    path: Path,
+    split: str,
+    seed: int,
+    image_size: tuple[int, int] | None,
+    color_mode: str | None,
+    preprocess: PreprocessSpec | None = None,
+) -> Dataset:
+    """One subfolder per class; every image decoded and fitted to ``image_size`` as a model's ``preprocess``
+    says (the runtime's ``load_pixels``: the same decode, filter and crop as classify)."""
     from edgecnn.runtime.images import load_image, to_color_mode
+    from edgecnn.runtime.preprocess import load_pixels
 
     if not path.is_dir():
         raise InputError(f"{path}: no such folder (folder:PATH expects one subfolder per class)", path=path)
@@ -161,12 +174,13 @@ def _folder(path: Path, split: str, seed: int, image_size: tuple[int, int] | Non
     if not files:
         raise InputError(f"{path}: the class folders hold no images ({', '.join(sorted(IMAGE_SUFFIXES))})", path=path)
     mode = color_mode or "RGB"
+    pre = _geometry(preprocess, mode)
     pixels = []
-    for f, _ in files:
-        img = to_color_mode(load_image(f), mode)  # a bad image raises ImageError naming the file
-        if image_size is not None and img.size != (image_size[1], image_size[0]):
-            img = img.resize((image_size[1], image_size[0]))
-        arr = np.asarray(img, dtype=np.uint8)
+    for f, _ in files:  # a bad image raises ImageError naming the file
+        if image_size is not None:
+            pixels.append(load_pixels(f, image_size[0], image_size[1], pre))
+            continue
+        arr = np.asarray(to_color_mode(load_image(f), mode), dtype=np.uint8)
         pixels.append(arr[..., None] if arr.ndim == 2 else arr)
     shapes = {p.shape for p in pixels}
     if len(shapes) > 1:
@@ -200,8 +214,12 @@ def load_source(
     image_size: tuple[int, int] | None = None,
     color_mode: str | None = None,
     limit: int | None = None,
+    preprocess: PreprocessSpec | None = None,
 ) -> Dataset:
     """Load data source ``spec`` (see the package docstring); resize/convert when asked.
+
+    ``preprocess``: the model's spec, whose interpolation, crop and decode settings fit the images to
+    ``image_size`` (default: ``PreprocessSpec()``, bilinear squash), so the pixels are the ones classify sees.
 
     Raises:
         UsageError: unknown source or split.
@@ -209,39 +227,58 @@ def load_source(
     """
     if split not in SPLITS:
         raise UsageError(f"unknown split {split!r}; choose one of {SPLITS}")
+    fitted = False  # a folder's images are fitted to image_size as they load (fitting twice would crop twice)
     if spec.startswith("folder:") or (os.sep in spec and Path(spec).is_dir()):
         folder = Path(spec.removeprefix("folder:")).expanduser()
-        ds = _folder(folder, split, seed, image_size, color_mode)
+        ds = _folder(folder, split, seed, image_size, color_mode, preprocess)
+        fitted = image_size is not None
     elif spec in _LOADERS:
         ds = _LOADERS[spec](split, seed)
     else:
         raise UsageError(f"unknown data source {spec!r}; choose one of {', '.join(source_names())}")
-    ds = adapt(ds, image_size=image_size, color_mode=color_mode)
+    if not fitted:
+        ds = adapt(ds, image_size=image_size, color_mode=color_mode, preprocess=preprocess)
     if limit is not None:
         ds = ds.subset(np.arange(min(limit, len(ds))))
     return ds
 
 
-def adapt(ds: Dataset, *, image_size: tuple[int, int] | None, color_mode: str | None) -> Dataset:
-    """Resize and convert colour mode so the pixels fit a model's input (no-op when they already do)."""
+def adapt(
+    ds: Dataset,
+    *,
+    image_size: tuple[int, int] | None,
+    color_mode: str | None,
+    preprocess: PreprocessSpec | None = None,
+) -> Dataset:
+    """Resize and convert colour mode so the pixels fit a model's input (no-op when they already do), with
+    the runtime's ``fit_image``: the model's interpolation and crop, as classify applies them."""
     from PIL import Image
+
+    from edgecnn.runtime.preprocess import fit_image
 
     h, w, c = ds.x.shape[1:]
     want_c = {"L": 1, "RGB": 3}.get(color_mode or "", c)
-    if (image_size is None or image_size == (h, w)) and want_c == c:
+    cropping = preprocess is not None and preprocess.crop_pct != 1.0 and preprocess.crop_mode.value != "squash"
+    if (image_size is None or image_size == (h, w)) and want_c == c and not cropping:
         return ds
     if h == 1:  # signals are not images
         raise InputError(f"data source {ds.name!r} holds 1-D signals, which cannot be resized to an image")
-    size = (image_size[1], image_size[0]) if image_size else (w, h)
+    height, width = image_size or (h, w)
+    pre = _geometry(preprocess, "L" if want_c == 1 else "RGB")
     out = []
     for arr in ds.x:
-        img = Image.fromarray(arr[..., 0] if c == 1 else arr)
-        img = img.convert("L" if want_c == 1 else "RGB")
-        if img.size != size:
-            img = img.resize(size, Image.Resampling.BILINEAR)
+        img = fit_image(Image.fromarray(arr[..., 0] if c == 1 else arr), height, width, pre)
         a = np.asarray(img, dtype=np.uint8)
         out.append(a[..., None] if a.ndim == 2 else a)
     return replace(ds, x=np.stack(out))
+
+
+def _geometry(preprocess: PreprocessSpec | None, color_mode: str) -> PreprocessSpec:
+    """The model's spec in this colour mode; channel order and values are applied later (pixels_to_input)."""
+    from edgecnn.runtime.metadata import ChannelOrder, ColorMode, PreprocessSpec
+
+    pre = preprocess or PreprocessSpec()
+    return replace(pre, color_mode=ColorMode(color_mode), channel_order=ChannelOrder.RGB)
 
 
 def sample_balanced(ds: Dataset, n: int, seed: int = 0) -> Dataset:

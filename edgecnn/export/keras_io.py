@@ -304,14 +304,7 @@ def infer_metadata(model: Any, sidecar: dict[str, Any] | None = None, labels: li
     if len(names) != n_classes:
         raise ModelFormatError(f"{len(names)} labels given but the model has {n_classes} classes")
     if "preprocess" in sidecar:
-        pre = PreprocessSpec(
-            **{
-                **sidecar["preprocess"],
-                "color_mode": ColorMode(sidecar["preprocess"]["color_mode"]),
-                "mean": _tup(sidecar["preprocess"].get("mean")),
-                "std": _tup(sidecar["preprocess"].get("std")),
-            }
-        )
+        pre = PreprocessSpec.from_dict(sidecar["preprocess"])  # old sidecars (key resize) read as before
     elif has_rescaling(model):
         pre = PreprocessSpec(
             color_mode=ColorMode.L if c == 1 else ColorMode.RGB, scale=1.0, offset=0.0, model_rescales=True

@@ -49,6 +49,7 @@ def sample_inputs(
             seed=seed,
             image_size=(spec.height, spec.width) if spec.is_image else None,
             color_mode=meta.preprocess.color_mode.value if spec.is_image else None,
+            preprocess=meta.preprocess,
             limit=limit,
         )
         return pixels_to_input(ds.x, meta), ds.y, f"{data} (test split, {len(ds)} samples)"

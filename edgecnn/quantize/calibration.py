@@ -142,6 +142,7 @@ def _from_source(spec: str, meta: ModelMetadata, samples: int | None, seed: int)
         seed=seed,
         image_size=(meta.input.height, meta.input.width) if image else None,
         color_mode=meta.preprocess.color_mode.value if image else None,
+        preprocess=meta.preprocess,
     )
     if samples is None:
         samples = min(DEFAULT_CALIBRATION_SAMPLES, len(ds))

@@ -12,6 +12,7 @@ no per-call state (IO bindings, when used, are per thread). Example::
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from edgecnn.runtime.engine import Engine, EngineSettings
 from edgecnn.runtime.images import load_image
 from edgecnn.runtime.metadata import ModelMetadata
 from edgecnn.runtime.postprocess import all_finite, to_probabilities, to_probabilities_rows, top_k
-from edgecnn.runtime.preprocess import check_batch, image_to_pixels, pixels_to_input
+from edgecnn.runtime.preprocess import check_batch, draft_size, image_to_pixels, pixels_to_input
 from edgecnn.runtime.providers import Provider
 from edgecnn.runtime.session import SessionSettings, vet_model
 from edgecnn.runtime.tuning import choose_settings
@@ -88,10 +89,14 @@ class Classifier:
         settings: SessionSettings | EngineSettings | None = None,
         mode: str = "latency",
         tuning: bool | str | Path = True,
+        fast_decode: bool | None = None,
     ) -> None:
         self.path = Path(path)
         vetted = vet_model(self.path)
         self.metadata = read_graph_metadata(vetted[1], self.path)
+        if fast_decode is not None:  # overrides the metadata's choice (README, "Fast decoding")
+            pre = dataclasses.replace(self.metadata.preprocess, fast_decode=fast_decode)
+            self.metadata = dataclasses.replace(self.metadata, preprocess=pre)
         self.engine_settings, self.settings_source = choose_settings(
             self.path, mode, threads=threads, settings=settings, tuning=tuning
         )
@@ -210,7 +215,7 @@ class Classifier:
         """One image -> uint8 (H, W, C) at the model's size and colour mode."""
         if isinstance(item, (str, Path)):
             spec = self.metadata.input
-            item = load_image(item, draft_size=(spec.width, spec.height) if spec.is_image else None)
+            item = load_image(item, draft_size=draft_size(spec.height, spec.width, self.metadata.preprocess))
         elif isinstance(item, np.ndarray):
             if item.dtype != np.uint8 or item.ndim not in (2, 3):
                 raise InputError(f"expected a uint8 image array (H, W[, C]), got {item.dtype} {item.shape}")

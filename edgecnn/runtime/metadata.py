@@ -4,7 +4,8 @@ Keys live in the model's ``metadata_props`` with JSON values (DESIGN.md, "The mo
 
 * ``edgecnn.labels``        class names in output order
 * ``edgecnn.input``         name, layout, height, width, channels, dtype
-* ``edgecnn.preprocess``    colour mode, resize method, scale/offset, mean/std, whether the model rescales itself
+* ``edgecnn.preprocess``    colour mode, channel order, interpolation, crop mode and crop_pct (timm's data-config
+                            vocabulary), scale/offset, mean/std, model_rescales, opt-in fast decode
 * ``edgecnn.output``        softmax | sigmoid | logits
 * ``edgecnn.source``        sha256 of the Keras file, versions, opset (free-form)
 * ``edgecnn.quantization``  quantized variants only: mode, method, per-channel, calibration size and hash
@@ -59,7 +60,32 @@ class ColorMode(str, Enum):
     RGB = "RGB"
 
 
-RESIZE_METHODS = ("bilinear", "nearest", "bicubic", "lanczos", "box", "hamming")
+class CropMode(str, Enum):
+    """How an image of any aspect ratio reaches the input size (timm's ``crop_mode``).
+
+    squash: resize each edge to ``size / crop_pct`` (aspect ratio not kept), then centre-crop ``size``;
+    center: resize the shorter side to ``size / crop_pct`` (aspect kept), then centre-crop ``size`` —
+    torchvision's ``Resize(256) + CenterCrop(224)`` is center with crop_pct 0.875;
+    border: resize the longer side to ``size / crop_pct`` (aspect kept), then pad to ``size`` with the
+    mean colour (the pixel value that normalises to 0; black without a mean).
+    """
+
+    squash = "squash"
+    center = "center"
+    border = "border"
+
+
+class ChannelOrder(str, Enum):
+    """Order of the colour channels the model takes (Caffe-era nets: BGR); mean/std are in this order."""
+
+    RGB = "RGB"
+    BGR = "BGR"
+
+
+# Pillow's filters; every one but nearest antialiases when it shrinks (its support widens with the scale
+# factor), which is what torchvision's Resize does on PIL images (and on tensors with antialias=True)
+INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "lanczos", "box", "hamming")
+RESIZE_METHODS = INTERPOLATIONS  # the name before 0.x: metadata key ``resize``
 DTYPES = ("float32", "float16", "uint8")
 
 
@@ -119,27 +145,47 @@ class InputSpec:
 
 @dataclass(frozen=True, slots=True)
 class PreprocessSpec:
-    """How decoded 8-bit pixels become the model's input: ``((x * scale + offset) - mean) / std``.
+    """How a decoded image becomes the model's input (one implementation: ``edgecnn.runtime.preprocess``).
 
-    ``model_rescales`` records that the model holds a Rescaling layer itself; then scale=1, offset=0 and
-    the engine feeds raw 0..255 values.
+    Geometry: ``crop_mode`` and ``crop_pct`` with the ``interpolation`` filter (Pillow's; antialiased when
+    shrinking, except nearest). Values: ``((x * scale + offset) - mean) / std`` on the channels in
+    ``channel_order``. ``model_rescales`` records that the model holds a Rescaling layer itself; then
+    scale=1, offset=0 and the engine feeds raw 0..255 values. ``fast_decode`` (opt-in) lets a large JPEG
+    decode at a reduced DCT scale and a large image shrink by whole factors before the filter: faster on
+    big photos, but it moves a real net's probabilities by up to ~1e-2, far past the FP32 bar (1e-4;
+    README, "Fast decoding"), so the default decodes and resizes from full resolution, exactly.
     """
 
     color_mode: ColorMode = ColorMode.RGB
-    resize: str = "bilinear"
+    interpolation: str = "bilinear"
     scale: float = 1.0 / 255.0
     offset: float = 0.0
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     model_rescales: bool = False
+    crop_mode: CropMode = CropMode.squash
+    crop_pct: float = 1.0
+    channel_order: ChannelOrder = ChannelOrder.RGB
+    fast_decode: bool = False  # exact: the shortcuts' error exceeds the FP32 bar (measured, README)
 
     def __post_init__(self) -> None:
-        if self.resize not in RESIZE_METHODS:
-            raise MetadataError(f"{KEY_PREPROCESS}: resize must be one of {RESIZE_METHODS}, got {self.resize!r}")
+        for name, enum in (("color_mode", ColorMode), ("crop_mode", CropMode), ("channel_order", ChannelOrder)):
+            try:  # accept the enums' string values too ("center", "BGR"), store the enum
+                object.__setattr__(self, name, enum(getattr(self, name)))
+            except ValueError:
+                choices, got = [e.value for e in enum], getattr(self, name)
+                raise MetadataError(f"{KEY_PREPROCESS}: {name} must be one of {choices}, got {got!r}") from None
+        if self.interpolation not in INTERPOLATIONS:
+            raise MetadataError(
+                f"{KEY_PREPROCESS}: interpolation must be one of {INTERPOLATIONS}, got {self.interpolation!r}"
+            )
         for name in ("scale", "offset"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
                 raise MetadataError(f"{KEY_PREPROCESS}: {name} must be a finite number, got {value!r}")
+        pct = self.crop_pct
+        if not isinstance(pct, (int, float)) or isinstance(pct, bool) or not (0.0 < pct <= 1.0):
+            raise MetadataError(f"{KEY_PREPROCESS}: crop_pct must be a number in (0, 1], got {pct!r}")
         for name in ("mean", "std"):
             value = getattr(self, name)
             if value is None:
@@ -152,17 +198,54 @@ class PreprocessSpec:
             raise MetadataError(f"{KEY_PREPROCESS}: std must not contain 0")
         if (self.mean is None) != (self.std is None):
             raise MetadataError(f"{KEY_PREPROCESS}: give both mean and std, or neither")
+        if self.channel_order == ChannelOrder.BGR and self.color_mode != ColorMode.RGB:
+            raise MetadataError(f"{KEY_PREPROCESS}: BGR channel_order needs color_mode RGB ({self.color_mode.value})")
+
+    @property
+    def resize(self) -> str:
+        """The interpolation filter under its old name (metadata key ``resize``)."""
+        return self.interpolation
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "color_mode": self.color_mode.value,
-            "resize": self.resize,
+            "channel_order": self.channel_order.value,
+            "interpolation": self.interpolation,
+            "crop_mode": self.crop_mode.value,
+            "crop_pct": self.crop_pct,
             "scale": self.scale,
             "offset": self.offset,
             "mean": None if self.mean is None else list(self.mean),
             "std": None if self.std is None else list(self.std),
             "model_rescales": self.model_rescales,
+            "fast_decode": self.fast_decode,
         }
+
+    @classmethod
+    def from_dict(cls, pre: Mapping[str, Any]) -> PreprocessSpec:
+        """Parse the ``edgecnn.preprocess`` object; older files (key ``resize``, no crop) mean what they meant:
+        that filter, squashed to the input size, RGB order (decoded exactly: the old shortcuts broke the bar)."""
+        interpolation = pre.get("interpolation", pre.get("resize", "bilinear"))
+        if "resize" in pre and "interpolation" in pre and pre["resize"] != pre["interpolation"]:
+            raise MetadataError(
+                f"{KEY_PREPROCESS}: resize {pre['resize']!r} and interpolation {pre['interpolation']!r} disagree"
+            )
+        fast = pre.get("fast_decode", False)
+        if not isinstance(fast, bool):
+            raise MetadataError(f"{KEY_PREPROCESS}: fast_decode must be true or false, got {fast!r}")
+        return cls(
+            color_mode=pre.get("color_mode", "RGB"),
+            interpolation=interpolation,
+            scale=pre.get("scale", 1.0 / 255.0),
+            offset=pre.get("offset", 0.0),
+            mean=_tuple_or_none(pre.get("mean"), "mean"),
+            std=_tuple_or_none(pre.get("std"), "std"),
+            model_rescales=bool(pre.get("model_rescales", False)),
+            crop_mode=pre.get("crop_mode", "squash"),
+            crop_pct=pre.get("crop_pct", 1.0),
+            channel_order=pre.get("channel_order", "RGB"),
+            fast_decode=fast,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,15 +326,7 @@ class ModelMetadata:
                 channels=inp["channels"],
                 dtype=inp.get("dtype", "float32"),
             )
-            pre_spec = PreprocessSpec(
-                color_mode=ColorMode(pre.get("color_mode", "RGB")),
-                resize=pre.get("resize", "bilinear"),
-                scale=pre.get("scale", 1.0 / 255.0),
-                offset=pre.get("offset", 0.0),
-                mean=_tuple_or_none(pre.get("mean"), "mean"),
-                std=_tuple_or_none(pre.get("std"), "std"),
-                model_rescales=bool(pre.get("model_rescales", False)),
-            )
+            pre_spec = PreprocessSpec.from_dict(pre)
             return cls(
                 labels=tuple(labels),
                 input=input_spec,

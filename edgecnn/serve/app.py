@@ -28,7 +28,7 @@ from edgecnn._version import __version__
 from edgecnn.errors import EdgeCNNError, ImageError, InputError, NonFiniteOutputError, UsageError
 from edgecnn.runtime.classifier import Classifier
 from edgecnn.runtime.engine import EngineSettings
-from edgecnn.runtime.preprocess import check_batch
+from edgecnn.runtime.preprocess import check_batch, draft_size
 from edgecnn.serve import protocol_v2 as v2
 from edgecnn.serve.batching import Batcher, QueueFull
 from edgecnn.serve.config import ServeConfig
@@ -325,7 +325,7 @@ def _preprocess_upload(clf: Classifier, data: bytes) -> np.ndarray:
             f"this model takes {spec.layout.value} inputs of shape {list(spec.sample_shape)}, not images: "
             "send tensors to /v2/models/NAME/infer",
         )
-    img = load_image_bytes(data, draft_size=(spec.width, spec.height))
+    img = load_image_bytes(data, draft_size=draft_size(spec.height, spec.width, clf.metadata.preprocess))
     return clf.preprocess([img])
 
 

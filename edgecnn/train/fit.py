@@ -136,9 +136,8 @@ def train(arch: str, out_dir: str | Path = "runs", config: TrainConfig | None = 
     size = (meta.input.height, meta.input.width) if meta.input.is_image else None
     color = meta.preprocess.color_mode.value if meta.input.is_image else None
     # everything but the test split; validation is carved from it below (config.validation_split)
-    fit_parts = [
-        load_source(data, split=part, seed=config.seed, image_size=size, color_mode=color) for part in ("train", "val")
-    ]
+    fit = {"image_size": size, "color_mode": color, "preprocess": meta.preprocess}  # the runtime's preprocessing
+    fit_parts = [load_source(data, split=part, seed=config.seed, **fit) for part in ("train", "val")]
     train_ds = Dataset(
         name=f"{data}:train+val",
         x=np.concatenate([p.x for p in fit_parts]),
@@ -147,7 +146,7 @@ def train(arch: str, out_dir: str | Path = "runs", config: TrainConfig | None = 
     )
     if config.limit is not None:
         train_ds = train_ds.subset(np.arange(min(config.limit, len(train_ds))))
-    test_ds = load_source(data, split="test", seed=config.seed, image_size=size, color_mode=color)
+    test_ds = load_source(data, split="test", seed=config.seed, **fit)
     if len(train_ds.class_names) != meta.num_classes:
         raise UsageError(
             f"{arch} has {meta.num_classes} classes but data source {data!r} has {len(train_ds.class_names)}"

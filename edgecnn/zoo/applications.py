@@ -24,9 +24,11 @@ MIN_SIZE = 32  # the smallest input keras.applications accepts for these familie
 WIDTH_OPTIONS = ("input_size", "alpha", "weights")  # the MobileNets take a width multiplier
 OPTIONS = ("input_size", "weights")
 # "tf" mode of keras.applications.mobilenet_v2.preprocess_input: pixels to [-1, 1]
-RGB_SIGNED = PreprocessSpec(color_mode=ColorMode.RGB, resize="bilinear", scale=1.0 / 127.5, offset=-1.0)
+RGB_SIGNED = PreprocessSpec(color_mode=ColorMode.RGB, interpolation="bilinear", scale=1.0 / 127.5, offset=-1.0)
 # "caffe" mode (ResNet50): the model flips RGB->BGR and subtracts the ImageNet means itself (a fixed 1×1 conv)
-CAFFE_RAW = PreprocessSpec(color_mode=ColorMode.RGB, resize="bilinear", scale=1.0, offset=0.0, model_rescales=True)
+CAFFE_RAW = PreprocessSpec(
+    color_mode=ColorMode.RGB, interpolation="bilinear", scale=1.0, offset=0.0, model_rescales=True
+)
 # from-scratch training on a few thousand images: BatchNormalization's moving statistics must converge in a
 # few hundred steps; the families' own momentum (0.99–0.999) leaves them near their initial values, and the
 # trained model then answers from statistics it never saw (inference-mode accuracy near chance)

@@ -138,7 +138,7 @@ def builder(name: str) -> Callable[..., Any]:
     return _BUILDERS[name]
 
 
-GRAY = PreprocessSpec(color_mode=ColorMode.L, resize="bilinear", scale=1.0 / 255.0, offset=0.0)
-RGB = PreprocessSpec(color_mode=ColorMode.RGB, resize="bilinear", scale=1.0 / 255.0, offset=0.0)
-RGB_RAW = PreprocessSpec(color_mode=ColorMode.RGB, resize="bilinear", scale=1.0, offset=0.0, model_rescales=True)
-SIGNAL = PreprocessSpec(color_mode=ColorMode.L, resize="bilinear", scale=1.0 / 255.0, offset=0.0)
+GRAY = PreprocessSpec(color_mode=ColorMode.L, interpolation="bilinear", scale=1.0 / 255.0, offset=0.0)
+RGB = PreprocessSpec(color_mode=ColorMode.RGB, interpolation="bilinear", scale=1.0 / 255.0, offset=0.0)
+RGB_RAW = PreprocessSpec(color_mode=ColorMode.RGB, interpolation="bilinear", scale=1.0, offset=0.0, model_rescales=True)
+SIGNAL = PreprocessSpec(color_mode=ColorMode.L, interpolation="bilinear", scale=1.0 / 255.0, offset=0.0)

@@ -10,7 +10,7 @@ from edgecnn.zoo.registry import ZooSpec, register
 
 # keras.applications.vgg16.preprocess_input ("caffe"): RGB->BGR and ImageNet channel means subtracted.
 # The model does the BGR flip and mean subtraction itself (a layer inside), so the engine feeds raw 0..255.
-VGG_RAW = PreprocessSpec(color_mode=ColorMode.RGB, resize="bilinear", scale=1.0, offset=0.0, model_rescales=True)
+VGG_RAW = PreprocessSpec(color_mode=ColorMode.RGB, interpolation="bilinear", scale=1.0, offset=0.0, model_rescales=True)
 
 
 @register(

@@ -82,3 +82,20 @@ def test_sample_balanced() -> None:
     assert np.bincount(ds.y).tolist() == [10] * 10
     with pytest.raises(InputError, match="only"):
         sample_balanced(ds, 101)
+
+
+def test_adapt_fits_with_the_models_own_preprocessing() -> None:
+    """A built-in source resized for a model goes through the runtime's fit_image: its filter and crop,
+    the pixels classify would compute from the same images (not a hard-coded bilinear squash)."""
+    from PIL import Image
+
+    from edgecnn.runtime.metadata import CropMode, PreprocessSpec
+    from edgecnn.runtime.preprocess import fit_image
+
+    pre = PreprocessSpec(interpolation="bicubic", crop_mode=CropMode.center, crop_pct=0.875)
+    raw = load_source("digits", split="test", limit=5)
+    ds = load_source("digits", split="test", limit=5, image_size=(20, 20), color_mode="RGB", preprocess=pre)
+    want = np.stack([np.asarray(fit_image(Image.fromarray(a[..., 0]), 20, 20, pre)) for a in raw.x])
+    assert ds.x.shape == (5, 20, 20, 3) and np.array_equal(ds.x, want)
+    squash = load_source("digits", split="test", limit=5, image_size=(20, 20), color_mode="RGB")
+    assert not np.array_equal(ds.x, squash.x)

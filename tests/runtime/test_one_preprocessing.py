@@ -1,0 +1,85 @@
+"""Every path shares one preprocessing: what classify serves is what parity and calibration measured.
+
+Real photos (scikit-learn's two, scikit-image's when installed) go through ``Classifier.preprocess`` (the
+classify / serve / Ray path) and through the data loaders behind ``parity``, ``quantize`` calibration,
+``quantize --eval`` and the bench baselines (``load_source`` -> ``load_calibration`` / ``sample_inputs``);
+the model inputs must be identical, for a centre crop with a non-default filter, with and without the
+opt-in fast decode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from conftest import make_tiny_onnx
+from pretrained import real_photos
+
+from edgecnn.runtime.classifier import Classifier
+from edgecnn.runtime.metadata import ChannelOrder, CropMode, embed_metadata, props_of
+from edgecnn.runtime.metadata import ModelMetadata as Meta
+
+
+def _model(tmp: Path, size: int, fast: bool) -> Path:
+    path = make_tiny_onnx(tmp / "m.onnx", size=size, labels=("a", "b"))
+    model = onnx.load(str(path))
+    meta = Meta.from_props(props_of(model))
+    pre = dataclasses.replace(
+        meta.preprocess,
+        interpolation="bicubic",
+        crop_mode=CropMode.center,
+        crop_pct=0.875,
+        channel_order=ChannelOrder.BGR,
+        mean=(0.4, 0.45, 0.5),
+        std=(0.2, 0.25, 0.3),
+        fast_decode=fast,
+    )
+    embed_metadata(model, dataclasses.replace(meta, preprocess=pre))
+    onnx.save_model(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+    """Two class folders ("a", "b") of real photos, the files in the order the loaders read them."""
+    root = tmp_path_factory.mktemp("photos")
+    ordered = []
+    for i, src in enumerate(real_photos()):
+        dst = root / ("a" if i % 2 == 0 else "b") / f"{i:02d}{src.suffix}"
+        dst.parent.mkdir(exist_ok=True)
+        shutil.copyfile(src, dst)
+        ordered.append(dst)
+    return root, sorted(ordered, key=lambda p: (p.parent.name, p.name))
+
+
+@pytest.mark.filterwarnings("ignore:calibration source .* calibrating on:UserWarning")
+@pytest.mark.parametrize("fast", [False, True], ids=["exact", "fast-decode"])
+def test_classify_and_the_calibration_and_parity_loaders_give_identical_inputs(
+    photo_folder: tuple[Path, list[Path]], tmp_path: Path, fast: bool
+) -> None:
+    from edgecnn.parity.run import sample_inputs
+    from edgecnn.quantize.calibration import load_calibration
+
+    root, files = photo_folder
+    clf = Classifier(_model(tmp_path, 24, fast), provider="cpu")  # 24 px: the fast shortcuts fire on these photos
+    served = clf.preprocess(files)
+    calibrated = load_calibration(root, clf.metadata, samples=len(files))
+    assert served.shape == (len(files), 24, 24, 3)
+    assert np.array_equal(served, calibrated)
+    x, _, _ = sample_inputs(clf.metadata, f"folder:{root}")  # parity / quantize --eval: its test split
+    assert all(any(np.array_equal(row, s) for s in served) for row in x)
+    clf.close()
+
+
+def test_fast_decode_changes_pixels_so_the_paths_must_agree_on_it(
+    photo_folder: tuple[Path, list[Path]], tmp_path: Path
+) -> None:
+    """The test above would pass vacuously if the fast path never fired: it does, and it moves pixels."""
+    _, files = photo_folder
+    exact = Classifier(_model(tmp_path, 24, False), provider="cpu")
+    fast = Classifier(exact.path, provider="cpu", fast_decode=True)
+    assert not np.array_equal(exact.preprocess(files), fast.preprocess(files))
