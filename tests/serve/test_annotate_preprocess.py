@@ -30,7 +30,9 @@ def foreign(tmp_path: Path) -> Path:
 
 
 def test_layout_and_size_are_inferred_from_an_nchw_graph_and_said(foreign: Path, tmp_path: Path) -> None:
-    code, text = _run("annotate", str(foreign), "-o", str(tmp_path / "a.onnx"), "--labels", ",".join(LABELS))
+    code, text = _run(
+        "annotate", str(foreign), "-o", str(tmp_path / "a.onnx"), "--labels", ",".join(LABELS), "--output", "logits"
+    )
     assert code == 0, text
     assert "inferred --layout NCHW --size 16,16 from the graph's input shape" in text
     assert "NCHW 16x16x3" in text
@@ -90,7 +92,8 @@ def test_a_layout_that_cannot_fit_is_refused_naming_the_flag(foreign: Path, tmp_
 )
 def test_presets_and_options_reach_the_metadata(foreign: Path, tmp_path: Path, args: list[str], want: tuple) -> None:
     out = tmp_path / "a.onnx"
-    code, text = _run("annotate", str(foreign), "-o", str(out), "--labels", ",".join(LABELS), *args)
+    labels = ",".join(LABELS)
+    code, text = _run("annotate", str(foreign), "-o", str(out), "--labels", labels, "--output", "logits", *args)
     assert code == 0, text
     pre = _pre(out)
     assert (pre.interpolation, pre.crop_mode, pre.crop_pct, pre.channel_order, pre.mean) == want
@@ -117,7 +120,8 @@ def test_info_summarises_a_long_label_list(tmp_path: Path) -> None:
     onnx.save_model(model, str(src))
     (tmp_path / "labels.txt").write_text("\n".join(labels))
     out = tmp_path / "a.onnx"
-    code, text = _run("annotate", str(src), "-o", str(out), "--labels", str(tmp_path / "labels.txt"))
+    labels_file = str(tmp_path / "labels.txt")
+    code, text = _run("annotate", str(src), "-o", str(out), "--labels", labels_file, "--output", "logits")
     assert code == 0, text
     code, text = _run("info", str(out))
     assert code == 0, text
