@@ -154,3 +154,22 @@ def variant_path(model: str | Path, variant: str) -> Path:
     model = Path(model)
     stem = model.name[: -len(".onnx")] if model.name.endswith(".onnx") else model.stem
     return model.with_name(f"{stem}.{variant}.onnx")
+
+
+def relative_to_folder(target: str | Path, folder: str | Path) -> str:
+    """``target`` as a path relative to ``folder`` (``/`` separators): what artefacts record instead of
+    an absolute path, which would leak the writing machine's layout and break when the folder moves."""
+    try:
+        return Path(os.path.relpath(Path(target).resolve(), Path(folder).resolve())).as_posix()
+    except ValueError:  # another drive (Windows): the name is all that travels
+        return Path(target).name
+
+
+def resolve_recorded(recorded: str, *folders: str | Path) -> Path:
+    """A path an artefact recorded: absolute ones (older files) as they are, relative ones from the first
+    of ``folders`` where they exist (else from the first folder)."""
+    path = Path(recorded)
+    if path.is_absolute() or not folders:
+        return path
+    candidates = [Path(f) / path for f in folders]
+    return next((c for c in candidates if c.exists()), candidates[0])

@@ -282,11 +282,11 @@ def _baseline_runners(paths: list[Path], meta: ModelMetadata, config: BenchConfi
     note = baselines.set_tf_threads(config.threads)  # before the model initialises TensorFlow
     if note:
         result.notes.append(note)
-    model = baselines.find_keras_model(meta, config.keras_model)
+    model = baselines.find_keras_model(meta, config.keras_model, paths[0])
     if Baseline.keras in config.baselines:
         out += baselines.keras_runners(model, predict=config.keras_predict)
     if Baseline.tflite in config.baselines:
-        keras_source = config.keras_model or meta.source.get("keras_path")
+        keras_source = config.keras_model or baselines.recorded_keras_path(paths[0], meta)
         rs, notes = baselines.tflite_runners(model, config.threads, calib, source=keras_source)
         out += rs
         result.notes += notes

@@ -18,11 +18,29 @@ from edgecnn.runtime.metadata import ModelMetadata
 log = logging.getLogger(__name__)
 
 
-def find_keras_model(meta: ModelMetadata, explicit: str | None) -> Any:
-    """The Keras model behind an export: ``--keras PATH`` / ``zoo:NAME``, else ``edgecnn.source.keras_path``."""
+def recorded_keras_path(model: Path, meta: ModelMetadata) -> str | None:
+    """``edgecnn.source.keras_path`` resolved: relative to the exported file's folder (or, for a quantized
+    model elsewhere, its FP32 source's folder); absolute paths of older exports as they are."""
+    from edgecnn._fs import resolve_recorded
+
+    recorded = meta.source.get("keras_path")
+    if not isinstance(recorded, str) or not recorded:
+        return None
+    if recorded.startswith("zoo:"):
+        return recorded
+    folders = [model.parent]
+    fp32 = ((meta.quantization or {}).get("source_model") or {}).get("path")
+    if isinstance(fp32, str):
+        folders.append(resolve_recorded(fp32, model.parent).parent)
+    return str(resolve_recorded(recorded, *folders))
+
+
+def find_keras_model(meta: ModelMetadata, explicit: str | None, model: Path | None = None) -> Any:
+    """The Keras model behind an export: ``--keras PATH`` / ``zoo:NAME``, else ``edgecnn.source.keras_path``
+    (resolved from ``model``'s folder)."""
     from edgecnn.export.keras_io import load_keras
 
-    src = explicit or meta.source.get("keras_path")
+    src = explicit or (recorded_keras_path(model, meta) if model is not None else meta.source.get("keras_path"))
     if not src:
         raise UsageError("baselines need the Keras model: pass --keras PATH (or zoo:NAME)")
     if str(src).startswith("zoo:"):

@@ -21,6 +21,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     add_completion=False,
+    rich_markup_mode=None,  # help is plain text: 'edgecnn[ray]' stays itself, no '<bool>' metavars
     help="Take a Keras image CNN to a fast, verified ONNX model: train, export, quantize, parity, bench, classify.",
 )
 
@@ -53,10 +54,23 @@ def exits_on_error(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from edgecnn import __version__
+
+        typer.echo(f"edgecnn {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
-    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks (same as EDGECNN_DEBUG=1)."),
+    debug: bool = typer.Option(
+        False, "--debug", help="Show full tracebacks and the libraries' own logs (same as EDGECNN_DEBUG=1)."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details to stderr."),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     if debug:
         os.environ["EDGECNN_DEBUG"] = "1"

@@ -48,6 +48,39 @@ def check_address(address: str) -> str:
     return address
 
 
+CONNECT_TIMEOUT_S = 5.0  # a TCP probe of HOST:PORT before Ray's own (minutes-long) connection retries
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail fast when nothing listens at an explicit ``HOST:PORT`` (``auto`` without RAY_ADDRESS passes).
+
+    Ray's driver retries a dead GCS address for a minute or more and does not answer SIGTERM meanwhile;
+    a plain TCP connect with a timeout answers in seconds and is interruptible.
+
+    Raises:
+        UsageError: a malformed address.
+        ClusterError: nothing accepts a connection at the address within ``timeout`` seconds.
+    """
+    import socket
+
+    address = check_address(address)
+    target = os.environ.get("RAY_ADDRESS") if address == "auto" else address
+    if not target or target == "auto" or "://" in target:
+        return
+    host, _, port = target.rpartition(":")
+    if not port.isdigit():
+        return  # Ray's own parsing of RAY_ADDRESS decides
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as err:
+        reason = "no answer" if isinstance(err, TimeoutError) else (err.strerror or type(err).__name__)
+        raise ClusterError(
+            f"cannot connect to Ray at {target}: {reason} within {timeout:g} s; is a Ray head (GCS) running "
+            f"there? (start one with `ray start --head --port {port}`)"
+        ) from None
+
+
 @contextmanager
 def ray_session(address: str) -> Iterator[ClusterInfo]:
     """Be connected to a cluster for the block; disconnect (and stop a cluster started here) after it.
@@ -59,6 +92,7 @@ def ray_session(address: str) -> Iterator[ClusterInfo]:
     from edgecnn._optional import require
 
     address = check_address(address)
+    check_reachable(address)
     target = os.environ.get("RAY_ADDRESS") if address == "auto" else address
     if not target or is_loopback(target):
         # Ray rewrites a loopback address to this machine's outward IP before connecting, which a cluster

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.cluster.actors import PATH, ROW, WALK_ERROR, WORKER, ActorSettings, ClassifyActor, decode_row
-from edgecnn.cluster.connect import ClusterError, ClusterInfo, check_address, ray_session
-from edgecnn.errors import EdgeCNNError, InputError, UsageError
+from edgecnn.cluster.connect import ClusterError, ClusterInfo, check_address, check_reachable, ray_session
+from edgecnn.errors import EdgeCNNError, UsageError
 from edgecnn.runtime.folder import ClassifyRow, walk_files
-from edgecnn.runtime.results import ClassifySummary, ResultWriter
+from edgecnn.runtime.results import ClassifySummary, ResultWriter, model_identity, output_format
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +88,18 @@ def classify_on_ray(
     from edgecnn._optional import require
     from edgecnn.cluster.payload import ModelPayload
     from edgecnn.runtime.classifier import Classifier
+    from edgecnn.runtime.folder import check_options, require_files
 
     config = config or RayConfig()
+    check_options(top_k=top_k, batch_size=batch_size, workers=workers)
+    check_reachable(config.address)  # seconds, not minutes, when nothing answers there (before importing ray)
     require("ray", extra="ray")
-    writer = ResultWriter(out, resume=resume, flush_every=batch_size)
-    if not Path(folder).is_dir():
-        raise InputError(f"{folder}: not a folder", path=folder)
-    Classifier(model, provider="cpu", threads=1, tuning=False).close()  # metadata and session, on the driver
+    output_format(Path(out))  # an unknown suffix before the model loads
+    require_files(folder, recursive)
+    clf = Classifier(model, provider="cpu", threads=1, tuning=False)  # metadata and session, on the driver
+    identity = model_identity(model, clf.metadata.labels)
+    clf.close()
+    writer = ResultWriter(out, resume=resume, flush_every=batch_size, model=identity)
     payload = ModelPayload.from_path(model)
     pending = _pending_table((p, e) for p, e in walk_files(folder, recursive) if not writer.is_done(p))
     settings = ActorSettings(threads=config.cpus_per_actor, top_k=top_k, batch_size=batch_size, workers=workers)

@@ -22,6 +22,10 @@ def sample_inputs(
     Returns (x, y or None, description). A named source that cannot load raises InputError: a parity
     claim must never quietly fall back to random data.
     """
+    if limit is not None and limit < 1:
+        from edgecnn.errors import UsageError
+
+        raise UsageError(f"--limit must be >= 1, got {limit}")
     spec = meta.input
     if data:
         from edgecnn.data import load_source

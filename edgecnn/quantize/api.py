@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn._fs import atomic_path, sha256_file, variant_path
+from edgecnn._fs import atomic_path, relative_to_folder, sha256_file, variant_path
 from edgecnn.errors import QuantizeError, UsageError
 from edgecnn.quantize.anatomy import anatomy, roles
 from edgecnn.quantize.calibration import (
@@ -191,6 +191,13 @@ def quantize(
     dst = Path(dst) if dst is not None else variant_path(src, config.mode.value)
     if dst.resolve() == src.resolve():
         raise UsageError(f"{dst}: the output would overwrite the input model")
+    if dst.suffix.lower() != ".onnx":
+        raise UsageError(f"{dst}: the output must end in .onnx")
+    _refuse_quantized(src, meta)
+    if config.exclude_nodes:
+        from edgecnn._validate import known_names
+
+        known_names("--exclude-nodes", config.exclude_nodes, _node_names(src), "node")
     t0 = time.perf_counter()
     notes: list[str] = []
     quantized_graph: Any = None  # the FP32 graph the INT8 quantizer saw (for the per-role anatomy)
@@ -198,7 +205,8 @@ def quantize(
     info: dict[str, Any] = {
         "mode": config.mode.value,
         "config": config.describe(),
-        "source_model": {"path": str(src.resolve()), "sha256": sha256_file(src)},
+        # relative to the quantized file (no local path travels with the model); bench resolves it from there
+        "source_model": {"name": src.name, "path": relative_to_folder(src, dst.parent), "sha256": sha256_file(src)},
     }
     with tempfile.TemporaryDirectory(prefix="edgecnn-quant-") as tmp_name:
         tmp = Path(tmp_name)
@@ -303,6 +311,35 @@ def quantize(
             report = hold_bars(src, dst, config, calibration=calibration, eval_data=eval_data, first=report)
     speed = measure_pair(src, report.path) if measure_speed else None
     return dataclasses.replace(report, speed=speed, seconds=time.perf_counter() - t0)
+
+
+QUANTIZED_OPS = frozenset(
+    {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"}
+)
+
+
+def _node_names(path: Path) -> set[str]:
+    import onnx
+
+    return {n.name for n in onnx.load(str(path), load_external_data=False).graph.node if n.name}
+
+
+def _refuse_quantized(src: Path, meta: ModelMetadata) -> None:
+    """Quantizing a quantized model fails inside onnxruntime (and left a broken file): refuse it up front.
+
+    Raises:
+        UsageError: the metadata records a quantization, or the graph already holds quantized ops.
+    """
+    import onnx
+
+    done = meta.quantization.get("mode") if meta.quantization else None
+    if done is None:
+        ops = {n.op_type for n in onnx.load(str(src), load_external_data=False).graph.node}
+        done = "int8" if ops & QUANTIZED_OPS else None
+    if done is not None:
+        origin = (meta.quantization.get("source_model") or {}).get("name") if meta.quantization else None
+        hint = f" ({origin})" if origin else ""
+        raise UsageError(f"{src}: already quantized ({done}); quantize its FP32 source model{hint} instead")
 
 
 def _input_name(path: Path) -> str:
