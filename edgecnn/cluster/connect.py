@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ def check_address(address: str) -> str:
     return address
 
 
+RAY_NATIVE_LOG = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:,.]+ [DIWE] \d+ \d+\] ")  # Ray's C++ log lines
 CONNECT_TIMEOUT_S = 5.0  # a TCP probe of HOST:PORT before Ray's own (minutes-long) connection retries
 
 
@@ -82,7 +84,7 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
 
 
 @contextmanager
-def ray_session(address: str) -> Iterator[ClusterInfo]:
+def ray_session(address: str, connect_timeout_s: float = 30.0) -> Iterator[ClusterInfo]:
     """Be connected to a cluster for the block; disconnect (and stop a cluster started here) after it.
 
     Raises:
@@ -93,16 +95,8 @@ def ray_session(address: str) -> Iterator[ClusterInfo]:
 
     address = check_address(address)
     check_reachable(address)
-    target = os.environ.get("RAY_ADDRESS") if address == "auto" else address
-    if not target or is_loopback(target):
-        # Ray rewrites a loopback address to this machine's outward IP before connecting, which a cluster
-        # bound to 127.0.0.1 never answers; this switch (read when ray is imported) keeps it loopback. Not
-        # for a remote cluster: there the driver must advertise an address the other nodes can reach.
-        os.environ.setdefault(LOOPBACK_SWITCH, "0")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    target = prepare_environment(address)
     quiet = os.environ.get("EDGECNN_DEBUG", "") in ("", "0")  # Ray's INFO/WARNING chatter; --debug keeps it
-    if quiet:
-        os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")  # read when Ray Data configures its loggers
     ray = require("ray", extra="ray")
     if ray.is_initialized():  # the caller's own Ray session: use it, leave it running
         yield _describe(ray, "existing ray.init() session", started_here=False)
@@ -114,7 +108,12 @@ def ray_session(address: str) -> Iterator[ClusterInfo]:
         # imported to take effect in this process, so it is left to Ray rather than set here)
         kwargs.update(address="local", include_dashboard=False, _node_ip_address="127.0.0.1")
     try:
-        ray.init(**kwargs)
+        if target:
+            _init_within(ray, kwargs, target, connect_timeout_s)
+        else:
+            ray.init(**kwargs)
+    except ClusterError:
+        raise
     except Exception as err:  # Ray raises ConnectionError, AuthenticationError, RuntimeError, ...
         where = target or "a new local cluster"
         hint = (
@@ -128,6 +127,65 @@ def ray_session(address: str) -> Iterator[ClusterInfo]:
         yield _describe(ray, target or "local (started for this run)", started_here=not target)
     finally:
         ray.shutdown()
+
+
+def prepare_environment(address: str) -> str | None:
+    """Set Ray's environment switches (read when ray is imported: call this first); return the target address
+    (None: start a local cluster)."""
+    target = os.environ.get("RAY_ADDRESS") if address == "auto" else address
+    if not target or is_loopback(target):
+        # Ray rewrites a loopback address to this machine's outward IP before connecting, which a cluster
+        # bound to 127.0.0.1 never answers; this switch (read when ray is imported) keeps it loopback. Not
+        # for a remote cluster: there the driver must advertise an address the other nodes can reach.
+        os.environ.setdefault(LOOPBACK_SWITCH, "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if os.environ.get("EDGECNN_DEBUG", "") in ("", "0"):  # Ray's INFO/WARNING chatter; --debug keeps it
+        os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")  # read when Ray Data configures its loggers
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # the C++ core's "Failed to connect ..." lines
+    return target or None
+
+
+def _init_within(ray: Any, kwargs: dict[str, Any], target: str, timeout: float) -> None:
+    """``ray.init`` to an existing cluster, bounded: something that accepts TCP but is no GCS makes Ray retry
+    for minutes inside C++, where the main thread runs no signal handler. In a helper thread, the main
+    thread keeps the default SIGTERM (the process ends at once) and Ctrl-C, and gives up after ``timeout``.
+
+    Raises:
+        ClusterError: no connection within ``timeout`` seconds.
+    """
+    import contextlib
+    import threading
+
+    from edgecnn._optional import filtered_native_stderr
+
+    box: dict[str, BaseException] = {}
+
+    def connect() -> None:
+        try:
+            ray.init(**kwargs)
+        except BaseException as err:  # handed to the main thread
+            box["error"] = err
+
+    ray_worker_log = logging.getLogger("ray._private.worker")
+    level = ray_worker_log.level
+    if kwargs.get("logging_level", logging.INFO) >= logging.ERROR:
+        ray_worker_log.setLevel(logging.ERROR)  # "SIGTERM handler is not set ..." is the point here
+    quiet = kwargs.get("logging_level", logging.INFO) >= logging.ERROR
+    native = filtered_native_stderr(RAY_NATIVE_LOG) if quiet else contextlib.nullcontext()
+    try:
+        with native:  # the C++ core's retry lines ("Failed to connect to GCS ...") while it tries
+            thread = threading.Thread(target=connect, name="edgecnn-ray-connect", daemon=True)
+            thread.start()
+            thread.join(timeout)
+    finally:
+        ray_worker_log.setLevel(level)
+    if thread.is_alive():
+        raise ClusterError(
+            f"cannot connect to Ray at {target}: no answer from a Ray head (GCS) there within {timeout:g} s; "
+            "check the address (HOST:PORT of `ray start --head`)"
+        )
+    if "error" in box:
+        raise box["error"]
 
 
 def is_loopback(address: str) -> bool:

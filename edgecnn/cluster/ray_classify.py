@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.cluster.actors import PATH, ROW, WALK_ERROR, WORKER, ActorSettings, ClassifyActor, decode_row
-from edgecnn.cluster.connect import ClusterError, ClusterInfo, check_address, check_reachable, ray_session
+from edgecnn.cluster.connect import (
+    ClusterError,
+    ClusterInfo,
+    check_address,
+    check_reachable,
+    prepare_environment,
+    ray_session,
+)
 from edgecnn.errors import EdgeCNNError, UsageError
 from edgecnn.runtime.folder import ClassifyRow, walk_files
 from edgecnn.runtime.results import ClassifySummary, ResultWriter, model_identity, output_format
@@ -48,8 +55,11 @@ class RayConfig:
     actors: int | None = None
     cpus_per_actor: int = 1
     rows_per_call: int = 256
+    connect_timeout_s: float = 30.0  # joining an existing cluster (HOST:PORT or RAY_ADDRESS)
 
     def __post_init__(self) -> None:
+        if not self.connect_timeout_s > 0:
+            raise UsageError(f"connect_timeout_s must be > 0, got {self.connect_timeout_s}")
         object.__setattr__(self, "address", check_address(self.address))
         if self.actors is not None and self.actors < 1:
             raise UsageError(f"--ray-actors must be >= 1, got {self.actors}")
@@ -93,6 +103,7 @@ def classify_on_ray(
     config = config or RayConfig()
     check_options(top_k=top_k, batch_size=batch_size, workers=workers)
     check_reachable(config.address)  # seconds, not minutes, when nothing answers there (before importing ray)
+    prepare_environment(config.address)  # Ray reads these switches when it is imported
     require("ray", extra="ray")
     output_format(Path(out))  # an unknown suffix before the model loads
     require_files(folder, recursive)
@@ -103,7 +114,7 @@ def classify_on_ray(
     payload = ModelPayload.from_path(model)
     pending = _pending_table((p, e) for p, e in walk_files(folder, recursive) if not writer.is_done(p))
     settings = ActorSettings(threads=config.cpus_per_actor, top_k=top_k, batch_size=batch_size, workers=workers)
-    with ray_session(config.address) as info:
+    with ray_session(config.address, config.connect_timeout_s) as info:
         actors = config.actors or max(1, int(info.cpus // config.cpus_per_actor))
         t0 = time.perf_counter()
         used: set[str] = set()
