@@ -102,7 +102,7 @@ def test_ray_address_with_nothing_listening_exit_3_fast(tiny_onnx: Path, photos:
     result = runner.invoke(app, args)
     one_line_error(result, 3, "cannot connect to Ray at 127.0.0.1:1")
     assert time.monotonic() - t0 < 30
-    with pytest.raises(ClusterError, match="127.0.0.1:1"):
+    with pytest.raises(ClusterError, match=r"127\.0\.0\.1:1"):
         from edgecnn.cluster.connect import check_reachable
 
         check_reachable("127.0.0.1:1", timeout=2)
