@@ -61,6 +61,8 @@ def parse_labels(text: str) -> tuple[str, ...]:
     path = Path(text)
     if path.is_file():
         labels = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    elif "," not in text and (path.suffix or "/" in text or "\\" in text):
+        raise UsageError(f"--labels: no such labels file {text!r} (give a file, one name per line, or 'a,b,c')")
     else:
         labels = [part.strip() for part in text.split(",")]
     labels = [lab for lab in labels if lab]
@@ -115,6 +117,11 @@ def _metadata(model: Any, src: Path, config: AnnotateConfig) -> ModelMetadata:
     name, dtype, dims = sig.inputs[0]
     channels = _channels(dims, config)
     color = config.color_mode or (ColorMode.L if channels == 1 else ColorMode.RGB)
+    for option, values in (("--mean", config.mean), ("--std", config.std)):
+        if values is not None and len(values) not in (1, channels):
+            raise UsageError(
+                f"{option}: {len(values)} values for a {channels}-channel ({color.value}) input; give 1 or {channels}"
+            )
     try:
         return ModelMetadata(
             labels=config.labels,

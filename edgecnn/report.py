@@ -33,7 +33,8 @@ def console() -> Console:
 
 
 def err_console() -> Console:
-    return Console(stderr=True, highlight=False)
+    """stderr: notes and progress; a note is one line however long (soft wrap), so logs and greps keep it whole."""
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fmt(value: Any, digits: int = 4) -> str:

@@ -73,7 +73,7 @@ def to_markdown(data: dict[str, Any]) -> str:
     lines = [
         "# edgecnn bench",
         "",
-        f"Machine: {env['cpu']}, {env['cpu_count']} cores; onnxruntime {', '.join(env['onnxruntime_packages'])}; "
+        f"Machine: {env['cpu']}, {env['cpu_count']} cores; {', '.join(env['onnxruntime_packages'])}; "
         f"threads {env['threads'] or 'default'}; python {env['python']}.",
         "",
         "| " + " | ".join(COLUMNS) + " |",

@@ -78,14 +78,29 @@ def _root(
         _quiet_libraries()
     import logging
 
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    if not (debug_enabled() or verbose):
+        handler.addFilter(_edgecnn_or_error)
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
 
 
-def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+def _edgecnn_or_error(record: Any) -> bool:
+    """The quiet terminal: edgecnn's own warnings; a library's (TensorFlow's deprecation notes, tf2onnx,
+    onnxruntime's quantizer logging to the root logger) only when it is an error. --debug/-v show them all."""
+    import logging
+
+    return record.name == "edgecnn" or record.name.startswith("edgecnn.") or record.levelno >= logging.ERROR
+
+
+def _show_warning(
+    message: Warning | str, category: type[Warning], filename: str = "", *args: Any, **kwargs: Any
+) -> None:
+    """One ``warning: …`` line for edgecnn's warnings; a library's own (TensorFlow's deprecations, TFLite's
+    converter notes) is its business, shown with --debug."""
+    where = filename.replace("\\", "/")
+    if ("/site-packages/" in where or "/dist-packages/" in where) and "/edgecnn/" not in where:
+        return
     typer.echo(f"warning: {message}", err=True)
 
 

@@ -32,7 +32,9 @@ def annotate_command(
     size: Annotated[str, typer.Option(help="Input height,width, e.g. 224,224.")],
     mean: Annotated[str | None, typer.Option(help="Per-channel mean after scaling, e.g. 0.485,0.456,0.406.")] = None,
     std: Annotated[str | None, typer.Option(help="Per-channel std after scaling, e.g. 0.229,0.224,0.225.")] = None,
-    scale: Annotated[float, typer.Option(help="Pixel scale before mean/std (1 for 0..255 inputs).")] = 1.0 / 255.0,
+    scale: Annotated[
+        float, typer.Option(help="Pixel scale before mean/std (1 for 0..255 inputs).", show_default="1/255")
+    ] = 1.0 / 255.0,
     offset: Annotated[float, typer.Option(help="Added after scaling.")] = 0.0,
     output: Annotated[OutputKind, typer.Option(case_sensitive=False)] = OutputKind.softmax,
     color: Annotated[

@@ -141,7 +141,6 @@ def prepare_environment(address: str) -> str | None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if os.environ.get("EDGECNN_DEBUG", "") in ("", "0"):  # Ray's INFO/WARNING chatter; --debug keeps it
         os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")  # read when Ray Data configures its loggers
-        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # the C++ core's "Failed to connect ..." lines
     return target or None
 
 

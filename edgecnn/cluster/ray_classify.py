@@ -114,7 +114,7 @@ def classify_on_ray(
     payload = ModelPayload.from_path(model)
     pending = _pending_table((p, e) for p, e in walk_files(folder, recursive) if not writer.is_done(p))
     settings = ActorSettings(threads=config.cpus_per_actor, top_k=top_k, batch_size=batch_size, workers=workers)
-    with ray_session(config.address, config.connect_timeout_s) as info:
+    with _quiet_ray_core(), ray_session(config.address, config.connect_timeout_s) as info:
         actors = config.actors or max(1, int(info.cpus // config.cpus_per_actor))
         t0 = time.perf_counter()
         used: set[str] = set()
@@ -127,6 +127,19 @@ def classify_on_ray(
             writer.commit()
         seconds = time.perf_counter() - t0
     return writer.summary(seconds, cluster=_cluster_summary(info, config, actors, used))
+
+
+def _quiet_ray_core() -> Any:
+    """Ray's C++ core logs to the driver's fd 2 (log-level notes, actor restart caveats): held back, as
+    they come, unless --debug."""
+    import contextlib
+
+    from edgecnn._optional import live_filtered_native_stderr
+    from edgecnn.cluster.connect import RAY_NATIVE_LOG
+
+    if os.environ.get("EDGECNN_DEBUG", "") not in ("", "0"):
+        return contextlib.nullcontext()
+    return live_filtered_native_stderr(RAY_NATIVE_LOG)
 
 
 def _pending_table(items: Iterator[tuple[str, str | None]], chunk: int = 65_536) -> Any:
