@@ -78,6 +78,26 @@ def remove_stale_temps(target: Path) -> list[Path]:
     return removed
 
 
+def check_output_file(target: str | Path) -> Path:
+    """Make sure ``target`` can be written as a file: its folder exists (made if missing), it is no folder.
+    Entry points call it before their work starts, so a bad output costs no minutes of conversion.
+
+    Raises:
+        UsageError: ``target`` is a folder.
+        InputError: its folder cannot be made (a file in the way, no permission).
+    """
+    from edgecnn.errors import InputError, UsageError
+
+    target = Path(target)
+    if target.is_dir():
+        raise UsageError(f"{target}: is a folder; give a file name", path=target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"{target}: cannot make its folder ({err.strerror or err})", path=target) from None
+    return target
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it replaces ``target`` atomically.
@@ -87,8 +107,7 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
     A writer killed outright (SIGKILL) leaves its temporary file; the next write of the same
     target removes it (the name carries the writer's pid).
     """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = check_output_file(target)
     remove_stale_temps(target)
     fd, tmp_name = tempfile.mkstemp(
         prefix=f"{TMP_PREFIX}{target.name}.{os.getpid()}.", suffix=suffix or target.suffix, dir=target.parent

@@ -39,6 +39,7 @@ def exits_on_error(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            _check_report_outputs(kwargs)
             return func(*args, **kwargs)
         except EdgeCNNError as err:
             if debug_enabled():
@@ -60,6 +61,19 @@ def _print_version(value: bool) -> None:
 
         typer.echo(f"edgecnn {__version__}")
         raise typer.Exit()
+
+
+REPORT_OUTPUTS = ("json_out", "json_summary", "report_md", "plot")  # files the CLI writes after the work
+
+
+def _check_report_outputs(kwargs: dict[str, Any]) -> None:
+    """A report file that cannot be written is refused before the work, not after it."""
+    from edgecnn._fs import check_output_file
+
+    for name in REPORT_OUTPUTS:
+        value = kwargs.get(name)
+        if value is not None and not isinstance(value, bool):
+            check_output_file(value)
 
 
 @app.callback()

@@ -238,6 +238,8 @@ def load_source(
     else:
         check_source(spec)
         raise AssertionError("unreachable")  # check_source raised
+    if len(ds) == 0:  # e.g. a small folder's 20% test split: nothing downstream can use an empty set
+        raise InputError(f"{spec}: the {split} split holds no samples; add images (or use split 'all')")
     ds = adapt(ds, image_size=image_size, color_mode=color_mode)
     if limit is not None:
         ds = ds.subset(np.arange(min(limit, len(ds))))

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from edgecnn._fs import atomic_path, relative_to_folder, sha256_file
+from edgecnn._fs import atomic_path, check_output_file, relative_to_folder, sha256_file
 from edgecnn.errors import ExportError, UsageError
 from edgecnn.parity.compare import ParityBars, ParityReport, compare
 from edgecnn.runtime.metadata import ModelMetadata, OutputKind, embed_metadata
@@ -164,8 +164,10 @@ def export_keras(src: Any, dst: str | Path | None = None, config: ExportConfig |
     from edgecnn.runtime.classifier import Classifier
 
     config = config or ExportConfig()
-    if dst is not None and Path(dst).suffix.lower() != ".onnx":
-        raise UsageError(f"{dst}: the output must end in .onnx")  # before minutes of conversion
+    if dst is not None:  # before minutes of conversion
+        if Path(dst).suffix.lower() != ".onnx":
+            raise UsageError(f"{dst}: the output must end in .onnx")
+        check_output_file(dst)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     model, sidecar, name, sha = _load_source_model(src, config)

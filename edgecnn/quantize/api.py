@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn._fs import atomic_path, relative_to_folder, sha256_file, variant_path
+from edgecnn._fs import atomic_path, check_output_file, relative_to_folder, sha256_file, variant_path
 from edgecnn.errors import QuantizeError, UsageError
 from edgecnn.quantize.anatomy import anatomy, roles
 from edgecnn.quantize.calibration import (
@@ -193,6 +193,7 @@ def quantize(
         raise UsageError(f"{dst}: the output would overwrite the input model")
     if dst.suffix.lower() != ".onnx":
         raise UsageError(f"{dst}: the output must end in .onnx")
+    check_output_file(dst)
     _refuse_quantized(src, meta)
     if config.exclude_nodes:
         from edgecnn._validate import known_names
