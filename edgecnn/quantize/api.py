@@ -246,7 +246,7 @@ def quantize(
                         "activation_type": config.activation_type,
                         "weight_type": config.weight_type,
                         "reduce_range": config.reduce_range,
-                        "calibration_source": str(source),
+                        "calibration_source": portable_source(source, dst.parent),
                         "calibration_samples": len(calib),
                         "calibration_sha256": calibration_hash(calib),
                         "excluded_nodes": list(config.exclude_nodes),
@@ -312,6 +312,14 @@ def quantize(
             report = hold_bars(src, dst, config, calibration=calibration, eval_data=eval_data, first=report)
     speed = measure_pair(src, report.path) if measure_speed else None
     return dataclasses.replace(report, speed=speed, seconds=time.perf_counter() - t0)
+
+
+def portable_source(source: str | Path, folder: Path) -> str:
+    """A data source as metadata records it: a folder relative to ``folder`` (the model's), never absolute."""
+    spec = str(source)
+    if spec.startswith("folder:") or Path(spec).is_dir():
+        return "folder:" + relative_to_folder(spec.removeprefix("folder:"), folder)
+    return spec
 
 
 QUANTIZED_OPS = frozenset(

@@ -239,3 +239,36 @@ def test_check_source_is_the_loaders_rule(tmp_path: Path) -> None:
     check_source("mnist5k")
     with pytest.raises(InputError, match="no such folder"):
         check_source(f"folder:{tmp_path / 'missing'}")
+
+
+# -- no local paths in artefacts ------------------------------------------------------------------------------
+def test_quantized_metadata_holds_no_local_path(int8: Path, calib: Path) -> None:
+    from edgecnn.runtime.classifier import read_metadata
+
+    meta = read_metadata(int8)
+    text = json.dumps(meta.to_dict())
+    assert str(int8.parent) not in text and str(calib) not in text, text
+    assert meta.quantization["calibration_source"].startswith("folder:../")  # relative to the model's folder
+
+
+def test_bench_finds_the_fp32_source_and_calibration_from_the_models_folder(
+    int8: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # another working folder: relative records resolve from the model, not from here
+    args = ["bench", str(int8), "--baseline", "ort-int8", "--iterations", "3", "--warmup", "1", "--no-tuned"]
+    result = runner.invoke(app, args, terminal_width=300)
+    assert result.exit_code == 0, result.output
+    assert "quantize_static U8S8 of tiny.onnx on 6 samples" in result.stderr
+
+
+def test_served_metadata_hides_local_paths() -> None:
+    from edgecnn.serve.app import public_metadata
+
+    data = {
+        "source": {"keras_path": "/home/me/m.keras", "name": "m", "data": "folder:/home/me/photos"},
+        "quantization": {"source_model": {"path": "../m.onnx", "name": "m.onnx"}, "calibration_source": "/srv/c"},
+    }
+    assert public_metadata(data) == {
+        "source": {"name": "m", "data": "folder:photos"},
+        "quantization": {"source_model": {"name": "m.onnx"}, "calibration_source": "c"},
+    }

@@ -35,6 +35,10 @@ def test_train_export_quantize_print_no_library_chatter(tmp_path: Path) -> None:
     onnx_path = tmp_path / "mlp.onnx"
     exported = _edgecnn("export", str(model), "-o", str(onnx_path), "--samples", "32")
     quantized = _edgecnn("quantize", str(onnx_path), "--mode", "int8", "--calibration", "mnist5k", "--no-speed")
+    from edgecnn.runtime.classifier import read_metadata
+
+    assert exported.returncode == 0, exported.stderr
+    assert read_metadata(onnx_path).source["keras_path"] == "mlp.keras"  # relative to the ONNX file, no local path
     int8 = tmp_path / "mlp.int8.onnx"
     benched = _edgecnn(
         "bench", str(int8), "--baseline", "tflite", "--baseline", "ort-int8", "--iterations", "5", "--warmup", "1"
