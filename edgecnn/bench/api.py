@@ -117,6 +117,8 @@ def engine_settings(
             tuning, why = load_tuning(path)
             if tuning is not None:
                 settings, source = tuning.settings_for("latency" if batch == 1 else "throughput"), why
+            elif "ignored" in why:  # a tune file for another model or machine: say so, not silently
+                source = f"default; {why}"
         if settings is None:
             settings = EngineSettings(spin=config.spin, call=config.call)
     return settings, source

@@ -272,3 +272,14 @@ def test_served_metadata_hides_local_paths() -> None:
         "source": {"name": "m", "data": "folder:photos"},
         "quantization": {"source_model": {"name": "m.onnx"}, "calibration_source": "c"},
     }
+
+
+@pytest.mark.slow  # `edgecnn tune` measures for a few seconds even at its shortest
+def test_bench_says_when_it_ignores_a_tune_file(tmp_path: Path) -> None:
+    model = make_tiny_onnx(tmp_path / "m.onnx")
+    other = make_tiny_onnx(tmp_path / "other.onnx", seed=5)
+    assert runner.invoke(app, ["tune", str(other), "--seconds", "0.01", "--rounds", "1"]).exit_code == 0
+    shutil.copy(tmp_path / "other.tune.json", tmp_path / "m.tune.json")  # a tune file made for another model
+    result = runner.invoke(app, ["bench", str(model), "--iterations", "3", "--warmup", "1"], terminal_width=400)
+    assert result.exit_code == 0, result.output
+    assert "m.tune.json: ignored, it was measured on another version of the model" in result.stderr
