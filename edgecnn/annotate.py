@@ -55,6 +55,22 @@ class AnnotateConfig:
     output: OutputKind = OutputKind.softmax
     resize: str = "bilinear"
 
+    def __post_init__(self) -> None:
+        import math
+
+        for option, values in (
+            ("--scale", (self.scale,)),
+            ("--offset", (self.offset,)),
+            ("--mean", self.mean or ()),
+            ("--std", self.std or ()),
+        ):
+            if not all(math.isfinite(v) for v in values):
+                raise UsageError(f"{option}: expected finite numbers, got {', '.join(map(str, values))}")
+        if self.std is not None and any(v == 0 for v in self.std):
+            raise UsageError(f"--std: a zero would divide by zero, got {', '.join(map(str, self.std))}")
+        if self.scale == 0:
+            raise UsageError("--scale: 0 would turn every image into the same input")
+
 
 def parse_labels(text: str) -> tuple[str, ...]:
     """A labels file (one per line) or a comma-separated list."""

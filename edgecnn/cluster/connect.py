@@ -179,6 +179,12 @@ def _init_within(ray: Any, kwargs: dict[str, Any], target: str, timeout: float) 
     finally:
         ray_worker_log.setLevel(level)
     if thread.is_alive():
+        # the helper thread is stuck in Ray's C++ retries: Ray's exit hook would wait on it (and its log lines
+        # would reach the terminal meanwhile); there is nothing to shut down, so the process may just end
+        import atexit
+
+        with contextlib.suppress(Exception):
+            atexit.unregister(ray._private.worker.shutdown)
         raise ClusterError(
             f"cannot connect to Ray at {target}: no answer from a Ray head (GCS) there within {timeout:g} s; "
             "check the address (HOST:PORT of `ray start --head`)"

@@ -143,7 +143,7 @@ def search_within_budget(
     """
     from edgecnn.quantize.api import quantize
 
-    if budget_pp < 0:
+    if not 0 <= budget_pp < float("inf"):  # NaN too
         raise UsageError(f"--accuracy-budget is the accuracy a model may lose, in points: >= 0, got {budget_pp}")
     if not eval_data:
         raise UsageError("--accuracy-budget needs --eval SRC (labelled data to measure the accuracy drop)")

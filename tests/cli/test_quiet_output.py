@@ -49,8 +49,8 @@ def test_train_export_quantize_print_no_library_chatter(tmp_path: Path) -> None:
     for step in (exported, quantized, benched):  # TensorFlow's deprecations, TFLite's converter, ORT's advice
         assert not foreign_lines(step.stderr), step.stderr
     debug = _edgecnn("--debug", "export", str(model), "-o", str(onnx_path), "--samples", "32")
-    assert debug.returncode == 0 and "oneDNN custom operations" in debug.stderr  # --debug: back on
-    assert "is deprecated" in debug.stderr  # and the libraries' Python logs
+    # --debug: the libraries' logs are back (TF 2.21 no longer prints its oneDNN note, so its deprecations tell)
+    assert debug.returncode == 0 and "is deprecated" in debug.stderr
 
 
 @pytest.mark.needs_ray
