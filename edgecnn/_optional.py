@@ -81,7 +81,7 @@ def filtered_native_stderr(pattern: re.Pattern[str] = _TF_CHATTER) -> Iterator[N
 
 
 @contextlib.contextmanager
-def live_filtered_native_stderr(pattern: re.Pattern[str]) -> Iterator[None]:
+def live_filtered_native_stderr(pattern: re.Pattern[str], *, restore: bool = True) -> Iterator[None]:
     """Like ``filtered_native_stderr`` for long blocks: fd 2 goes through a pipe and a thread passes on, as
     they come, the lines that do not match ``pattern`` (an unfinished line that cannot match goes on at
     once, so progress output keeps moving). For Ray's C++ core, which logs to the driver's fd 2 all run."""
@@ -120,10 +120,15 @@ def live_filtered_native_stderr(pattern: re.Pattern[str]) -> Iterator[None]:
             sys.stderr.flush()
         except (AttributeError, ValueError):
             pass
-        os.dup2(saved, 2)  # the pipe ends when no process holds its write end any more
-        thread.join(timeout=2.0)
-        if not thread.is_alive():  # else a child process (a Ray worker) still holds the pipe
-            os.close(saved)
+        if restore:
+            os.dup2(saved, 2)  # the pipe ends when no process holds its write end any more
+            thread.join(timeout=2.0)
+            if not thread.is_alive():  # else a child process (a Ray worker) still holds the pipe
+                os.close(saved)
+        else:  # at exit, with a writer that never stops: let what is in the pipe through, keep filtering
+            import time
+
+            time.sleep(0.1)
 
 
 class _QuietLoader(importlib.abc.Loader):

@@ -141,6 +141,9 @@ def prepare_environment(address: str) -> str | None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if os.environ.get("EDGECNN_DEBUG", "") in ("", "0"):  # Ray's INFO/WARNING chatter; --debug keeps it
         os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")  # read when Ray Data configures its loggers
+        # the C++ core's warnings ("Failed to connect to GCS ..." every 5 s while it retries): its logger writes
+        # to a copy of fd 2 taken when ray is imported, so only its level, set before that import, reaches it
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
     return target or None
 
 
@@ -185,12 +188,33 @@ def _init_within(ray: Any, kwargs: dict[str, Any], target: str, timeout: float) 
 
         with contextlib.suppress(Exception):
             atexit.unregister(ray._private.worker.shutdown)
+        if quiet:
+            _ORPHANED.append(thread)
+            silence_orphaned_connect()
         raise ClusterError(
             f"cannot connect to Ray at {target}: no answer from a Ray head (GCS) there within {timeout:g} s; "
             "check the address (HOST:PORT of `ray start --head`)"
         )
     if "error" in box:
         raise box["error"]
+
+
+_ORPHANED: list[Any] = []  # connect threads given up on (stuck in Ray's C++ retries)
+
+
+def silence_orphaned_connect() -> None:
+    """A connect thread given up on keeps logging its retries to fd 2 until the process ends: from now on
+    (and until exit, where it is drained) fd 2 passes through a filter that drops Ray's log lines. Call it
+    again after an enclosing filter restored fd 2."""
+    import atexit
+
+    from edgecnn._optional import live_filtered_native_stderr
+
+    if not any(t.is_alive() for t in _ORPHANED):
+        return
+    lasting = live_filtered_native_stderr(RAY_NATIVE_LOG, restore=False)
+    lasting.__enter__()
+    atexit.register(lasting.__exit__, None, None, None)
 
 
 def is_loopback(address: str) -> bool:

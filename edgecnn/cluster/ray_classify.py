@@ -31,6 +31,7 @@ from edgecnn.cluster.connect import (
     check_reachable,
     prepare_environment,
     ray_session,
+    silence_orphaned_connect,
 )
 from edgecnn.errors import EdgeCNNError, UsageError
 from edgecnn.runtime.folder import ClassifyRow, walk_files
@@ -114,18 +115,36 @@ def classify_on_ray(
     payload = ModelPayload.from_path(model)
     pending = _pending_table((p, e) for p, e in walk_files(folder, recursive) if not writer.is_done(p))
     settings = ActorSettings(threads=config.cpus_per_actor, top_k=top_k, batch_size=batch_size, workers=workers)
-    with _quiet_ray_core(), ray_session(config.address, config.connect_timeout_s) as info:
-        actors = config.actors or max(1, int(info.cpus // config.cpus_per_actor))
-        t0 = time.perf_counter()
-        used: set[str] = set()
-        with writer:
-            for row, worker in _run(pending, payload, settings, config, actors):
-                writer.write(row)
-                used.add(worker)
-                if on_row is not None:
-                    on_row(row)
-            writer.commit()
-        seconds = time.perf_counter() - t0
+    try:
+        with _quiet_ray_core(), ray_session(config.address, config.connect_timeout_s) as info:
+            summary = _classify(info, writer, pending, payload, settings, config, on_row)
+    except ClusterError:
+        silence_orphaned_connect()  # the filter above restored fd 2; a stuck connect thread still logs
+        raise
+    return summary
+
+
+def _classify(
+    info: ClusterInfo,
+    writer: ResultWriter,
+    pending: Any,
+    payload: Any,
+    settings: ActorSettings,
+    config: RayConfig,
+    on_row: Callable[[ClassifyRow], None] | None,
+) -> ClassifySummary:
+    """The run on a connected cluster: rows in the walk's order into ``writer``."""
+    actors = config.actors or max(1, int(info.cpus // config.cpus_per_actor))
+    t0 = time.perf_counter()
+    used: set[str] = set()
+    with writer:
+        for row, worker in _run(pending, payload, settings, config, actors):
+            writer.write(row)
+            used.add(worker)
+            if on_row is not None:
+                on_row(row)
+        writer.commit()
+    seconds = time.perf_counter() - t0
     return writer.summary(seconds, cluster=_cluster_summary(info, config, actors, used))
 
 
