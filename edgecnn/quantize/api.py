@@ -172,6 +172,7 @@ def quantize(
     eval_data: str | None = None,
     measure_speed: bool = True,
     fallback: bool = True,
+    record_folder: str | Path | None = None,
 ) -> QuantizeReport:
     """Quantize ``src`` (an edgecnn ONNX model) into ``dst`` (default ``NAME.int8|dynamic|fp16.onnx``).
 
@@ -179,6 +180,10 @@ def quantize(
     the model's own training source is used when it loads offline (``edgecnn.source.data``).
     With ``eval_data`` and ``fallback``, an INT8 model that misses the accuracy bars there is replaced by
     the first configuration of ``search.bar_ladder`` that holds them, and the report says so.
+
+    ``record_folder``: where the output will finally live, when that is not ``dst``'s folder (the budget
+    search writes candidates in a temporary folder): the source model and calibration folder are recorded
+    relative to it.
 
     Raises:
         ModelError, InputError (calibration), UsageError, QuantizeError.
@@ -195,6 +200,7 @@ def quantize(
         raise UsageError(f"{dst}: the output must end in .onnx")
     check_output_file(dst)
     _refuse_quantized(src, meta)
+    home = Path(record_folder) if record_folder is not None else dst.parent  # paths are recorded from here
     if config.exclude_nodes:
         from edgecnn._validate import known_names
 
@@ -207,7 +213,7 @@ def quantize(
         "mode": config.mode.value,
         "config": config.describe(),
         # relative to the quantized file (no local path travels with the model); bench resolves it from there
-        "source_model": {"name": src.name, "path": relative_to_folder(src, dst.parent), "sha256": sha256_file(src)},
+        "source_model": {"name": src.name, "path": relative_to_folder(src, home), "sha256": sha256_file(src)},
     }
     with tempfile.TemporaryDirectory(prefix="edgecnn-quant-") as tmp_name:
         tmp = Path(tmp_name)
@@ -246,7 +252,7 @@ def quantize(
                         "activation_type": config.activation_type,
                         "weight_type": config.weight_type,
                         "reduce_range": config.reduce_range,
-                        "calibration_source": portable_source(source, dst.parent),
+                        "calibration_source": portable_source(source, home),
                         "calibration_samples": len(calib),
                         "calibration_sha256": calibration_hash(calib),
                         "excluded_nodes": list(config.exclude_nodes),
