@@ -283,3 +283,15 @@ def test_bench_says_when_it_ignores_a_tune_file(tmp_path: Path) -> None:
     result = runner.invoke(app, ["bench", str(model), "--iterations", "3", "--warmup", "1"], terminal_width=400)
     assert result.exit_code == 0, result.output
     assert "m.tune.json: ignored, it was measured on another version of the model" in result.stderr
+
+
+def test_candidates_record_paths_from_where_they_end_up(tmp_path: Path, calib: Path) -> None:
+    """The budget search writes candidates in a temporary subfolder: paths are recorded from dst's folder."""
+    from edgecnn.quantize import quantize
+    from edgecnn.runtime.classifier import read_metadata
+
+    model = make_tiny_onnx(tmp_path / "m.onnx")
+    rep = quantize(
+        model, tmp_path / "tmp" / "c.onnx", calibration=f"folder:{calib}", measure_speed=False, record_folder=tmp_path
+    )
+    assert read_metadata(rep.path).quantization["source_model"]["path"] == "m.onnx"
