@@ -78,6 +78,26 @@ def remove_stale_temps(target: Path) -> list[Path]:
     return removed
 
 
+def check_output_file(target: str | Path) -> Path:
+    """Make sure ``target`` can be written as a file: its folder exists (made if missing), it is no folder.
+    Entry points call it before their work starts, so a bad output costs no minutes of conversion.
+
+    Raises:
+        UsageError: ``target`` is a folder.
+        InputError: its folder cannot be made (a file in the way, no permission).
+    """
+    from edgecnn.errors import InputError, UsageError
+
+    target = Path(target)
+    if target.is_dir():
+        raise UsageError(f"{target}: is a folder; give a file name", path=target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"{target}: cannot make its folder ({err.strerror or err})", path=target) from None
+    return target
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it replaces ``target`` atomically.
@@ -87,8 +107,7 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
     A writer killed outright (SIGKILL) leaves its temporary file; the next write of the same
     target removes it (the name carries the writer's pid).
     """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = check_output_file(target)
     remove_stale_temps(target)
     fd, tmp_name = tempfile.mkstemp(
         prefix=f"{TMP_PREFIX}{target.name}.{os.getpid()}.", suffix=suffix or target.suffix, dir=target.parent
@@ -154,3 +173,22 @@ def variant_path(model: str | Path, variant: str) -> Path:
     model = Path(model)
     stem = model.name[: -len(".onnx")] if model.name.endswith(".onnx") else model.stem
     return model.with_name(f"{stem}.{variant}.onnx")
+
+
+def relative_to_folder(target: str | Path, folder: str | Path) -> str:
+    """``target`` as a path relative to ``folder`` (``/`` separators): what artefacts record instead of
+    an absolute path, which would leak the writing machine's layout and break when the folder moves."""
+    try:
+        return Path(os.path.relpath(Path(target).resolve(), Path(folder).resolve())).as_posix()
+    except ValueError:  # another drive (Windows): the name is all that travels
+        return Path(target).name
+
+
+def resolve_recorded(recorded: str, *folders: str | Path) -> Path:
+    """A path an artefact recorded: absolute ones (older files) as they are, relative ones from the first
+    of ``folders`` where they exist (else from the first folder)."""
+    path = Path(recorded)
+    if path.is_absolute() or not folders:
+        return path
+    candidates = [Path(f) / path for f in folders]
+    return next((c for c in candidates if c.exists()), candidates[0])

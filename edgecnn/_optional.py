@@ -80,6 +80,57 @@ def filtered_native_stderr(pattern: re.Pattern[str] = _TF_CHATTER) -> Iterator[N
                 os.write(2, ("\n".join(kept) + "\n").encode())
 
 
+@contextlib.contextmanager
+def live_filtered_native_stderr(pattern: re.Pattern[str], *, restore: bool = True) -> Iterator[None]:
+    """Like ``filtered_native_stderr`` for long blocks: fd 2 goes through a pipe and a thread passes on, as
+    they come, the lines that do not match ``pattern`` (an unfinished line that cannot match goes on at
+    once, so progress output keeps moving). For Ray's C++ core, which logs to the driver's fd 2 all run."""
+    import threading
+
+    try:
+        sys.stderr.flush()
+    except (AttributeError, ValueError):
+        pass
+    saved = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def pump() -> None:
+        pending = b""
+        while chunk := os.read(read_end, 65536):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            out = [ln + b"\n" for ln in lines if not pattern.match(ln.decode("utf-8", "replace"))]
+            if pending and not pending.startswith(b"["):  # no log line starts like this: pass it on now
+                out.append(pending)
+                pending = b""
+            if out:
+                os.write(saved, b"".join(out))
+        if pending and not pattern.match(pending.decode("utf-8", "replace")):
+            os.write(saved, pending)
+        os.close(read_end)
+
+    thread = threading.Thread(target=pump, name="edgecnn-stderr-filter", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        try:
+            sys.stderr.flush()
+        except (AttributeError, ValueError):
+            pass
+        if restore:
+            os.dup2(saved, 2)  # the pipe ends when no process holds its write end any more
+            thread.join(timeout=2.0)
+            if not thread.is_alive():  # else a child process (a Ray worker) still holds the pipe
+                os.close(saved)
+        else:  # at exit, with a writer that never stops: let what is in the pipe through, keep filtering
+            import time
+
+            time.sleep(0.1)
+
+
 class _QuietLoader(importlib.abc.Loader):
     """Runs a module's import inside ``filtered_native_stderr``."""
 

@@ -118,6 +118,22 @@ def preset_config(preset: str | None, labels: tuple[str, ...], **options: Any) -
     fields = {**PRESETS.get(preset or "", {}), **{k: v for k, v in options.items() if v is not None}}
     return AnnotateConfig(labels=labels, **fields)
 
+    def __post_init__(self) -> None:
+        import math
+
+        for option, values in (
+            ("--scale", (self.scale,)),
+            ("--offset", (self.offset,)),
+            ("--mean", self.mean or ()),
+            ("--std", self.std or ()),
+        ):
+            if not all(math.isfinite(v) for v in values):
+                raise UsageError(f"{option}: expected finite numbers, got {', '.join(map(str, values))}")
+        if self.std is not None and any(v == 0 for v in self.std):
+            raise UsageError(f"--std: a zero would divide by zero, got {', '.join(map(str, self.std))}")
+        if self.scale == 0:
+            raise UsageError("--scale: 0 would turn every image into the same input")
+
 
 def parse_labels(text: str) -> tuple[str, ...]:
     """A labels file (one per line) or a comma-separated list."""
@@ -128,6 +144,8 @@ def parse_labels(text: str) -> tuple[str, ...]:
         is_file = False
     if is_file:
         labels = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    elif "," not in text and (path.suffix or "/" in text or "\\" in text):
+        raise UsageError(f"--labels: no such labels file {text!r} (give a file, one name per line, or 'a,b,c')")
     else:
         labels = [part.strip() for part in text.split(",")]
     labels = [lab for lab in labels if lab]
@@ -260,6 +278,11 @@ def _metadata(model: Any, src: Path, config: AnnotateConfig) -> ModelMetadata:
     assert config.layout is not None and config.height is not None and config.width is not None
     channels = _channels(dims, config)
     color = config.color_mode or (ColorMode.L if channels == 1 else ColorMode.RGB)
+    for option, values in (("--mean", config.mean), ("--std", config.std)):
+        if values is not None and len(values) not in (1, channels):
+            raise UsageError(
+                f"{option}: {len(values)} values for a {channels}-channel ({color.value}) input; give 1 or {channels}"
+            )
     try:
         return ModelMetadata(
             labels=config.labels,

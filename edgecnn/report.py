@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from edgecnn._fs import write_text_atomic
@@ -32,7 +33,8 @@ def console() -> Console:
 
 
 def err_console() -> Console:
-    return Console(stderr=True, highlight=False)
+    """stderr: notes and progress; a note is one line however long (soft wrap), so logs and greps keep it whole."""
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fmt(value: Any, digits: int = 4) -> str:
@@ -56,11 +58,12 @@ def print_table(
     title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, justify: Sequence[str] | None = None
 ) -> None:
     """A titled table on stdout (first column left, numbers right unless ``justify`` says otherwise)."""
-    table = Table(title=title, title_justify="left", show_lines=False)
+    # user text (paths, labels) is escaped: Rich would read "[x]" in "photos[x]/a.png" as markup and drop it
+    table = Table(title=escape(title), title_justify="left", show_lines=False)
     for i, col in enumerate(columns):
-        table.add_column(col, justify=(justify[i] if justify else ("left" if i == 0 else "right")))  # type: ignore[arg-type]
+        table.add_column(escape(col), justify=(justify[i] if justify else ("left" if i == 0 else "right")))  # type: ignore[arg-type]
     for row in rows:
-        table.add_row(*(fmt(v) for v in row))
+        table.add_row(*(escape(fmt(v)) for v in row))
     console().print(table)
 
 
@@ -105,12 +108,30 @@ def _finite(data: Any) -> Any:
     return data
 
 
+FIGURE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".svg": "svg", ".pdf": "pdf"}
+
+
+def figure_format(path: str | Path) -> str:
+    """The image format a chart path asks for by its suffix (checked before any work starts).
+
+    Raises:
+        UsageError: a suffix matplotlib would not write as that format.
+    """
+    from edgecnn.errors import UsageError
+
+    suffix = Path(path).suffix.lower()
+    if suffix not in FIGURE_FORMATS:
+        raise UsageError(f"{path}: a chart is written as {', '.join(FIGURE_FORMATS)}; got {suffix or 'no suffix'!r}")
+    return FIGURE_FORMATS[suffix]
+
+
 def save_figure(fig: Any, path: str | Path, dpi: int = 120) -> Path:
-    """Save a matplotlib figure as PNG atomically, then close it."""
+    """Save a matplotlib figure atomically in the format its suffix names (PNG, JPEG, SVG, PDF), then close it."""
     from edgecnn._fs import atomic_path
 
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+    fmt_name = figure_format(path)
+    with atomic_path(path, suffix=Path(path).suffix.lower()) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=fmt_name)
     import matplotlib.pyplot as plt
 
     plt.close(fig)

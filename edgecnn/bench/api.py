@@ -117,6 +117,8 @@ def engine_settings(
             tuning, why = load_tuning(path)
             if tuning is not None:
                 settings, source = tuning.settings_for("latency" if batch == 1 else "throughput"), why
+            elif "ignored" in why:  # a tune file for another model or machine: say so, not silently
+                source = f"default; {why}"
         if settings is None:
             settings = EngineSettings(spin=config.spin, call=config.call)
     return settings, source
@@ -263,7 +265,7 @@ def _baseline_runners(paths: list[Path], meta: ModelMetadata, config: BenchConfi
     out: list[Any] = []
     # the first quantized model (edgecnn's INT8) decides the baselines' FP32 source and calibration
     quantized = [(p, m) for p in paths if (m := read_metadata(p)).quantization] or [(paths[0], meta)]
-    calib = _baseline_calibration(quantized[0][1], meta, config, result)
+    calib = _baseline_calibration(quantized[0][1], meta, config, result, quantized[0][0])
     if Baseline.ort_int8 in config.baselines:
         from edgecnn.bench import plain_ort
 
@@ -282,11 +284,11 @@ def _baseline_runners(paths: list[Path], meta: ModelMetadata, config: BenchConfi
     note = baselines.set_tf_threads(config.threads)  # before the model initialises TensorFlow
     if note:
         result.notes.append(note)
-    model = baselines.find_keras_model(meta, config.keras_model)
+    model = baselines.find_keras_model(meta, config.keras_model, paths[0])
     if Baseline.keras in config.baselines:
         out += baselines.keras_runners(model, predict=config.keras_predict)
     if Baseline.tflite in config.baselines:
-        keras_source = config.keras_model or meta.source.get("keras_path")
+        keras_source = config.keras_model or baselines.recorded_keras_path(paths[0], meta)
         rs, notes = baselines.tflite_runners(model, config.threads, calib, source=keras_source)
         out += rs
         result.notes += notes
@@ -294,13 +296,19 @@ def _baseline_runners(paths: list[Path], meta: ModelMetadata, config: BenchConfi
 
 
 def _baseline_calibration(
-    int8: ModelMetadata, meta: ModelMetadata, config: BenchConfig, result: BenchResult
+    int8: ModelMetadata, meta: ModelMetadata, config: BenchConfig, result: BenchResult, int8_path: Path | None = None
 ) -> np.ndarray | None:
-    """The tensors the INT8 baselines calibrate on: the source and sample count ``int8`` was quantized with."""
+    """The tensors the INT8 baselines calibrate on: the source and sample count ``int8`` was quantized with
+    (a recorded folder is relative to the INT8 model's folder)."""
     if not {Baseline.tflite, Baseline.ort_int8} & set(config.baselines):
         return None
     quant = int8.quantization or {}
-    source = config.calibration or quant.get("calibration_source") or meta.source.get("data")
+    recorded = quant.get("calibration_source")
+    if isinstance(recorded, str) and recorded.startswith("folder:") and int8_path is not None:
+        from edgecnn._fs import resolve_recorded
+
+        recorded = f"folder:{resolve_recorded(recorded.removeprefix('folder:'), int8_path.parent)}"
+    source = config.calibration or recorded or meta.source.get("data")
     if not source:
         return None
     from edgecnn.quantize.calibration import load_calibration

@@ -6,6 +6,7 @@ Needs the [export] extra; imported only when ``--baseline`` asks for it.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,29 @@ from edgecnn.runtime.metadata import ModelMetadata
 log = logging.getLogger(__name__)
 
 
-def find_keras_model(meta: ModelMetadata, explicit: str | None) -> Any:
-    """The Keras model behind an export: ``--keras PATH`` / ``zoo:NAME``, else ``edgecnn.source.keras_path``."""
+def recorded_keras_path(model: Path, meta: ModelMetadata) -> str | None:
+    """``edgecnn.source.keras_path`` resolved: relative to the exported file's folder (or, for a quantized
+    model elsewhere, its FP32 source's folder); absolute paths of older exports as they are."""
+    from edgecnn._fs import resolve_recorded
+
+    recorded = meta.source.get("keras_path")
+    if not isinstance(recorded, str) or not recorded:
+        return None
+    if recorded.startswith("zoo:"):
+        return recorded
+    folders = [model.parent]
+    fp32 = ((meta.quantization or {}).get("source_model") or {}).get("path")
+    if isinstance(fp32, str):
+        folders.append(resolve_recorded(fp32, model.parent).parent)
+    return str(resolve_recorded(recorded, *folders))
+
+
+def find_keras_model(meta: ModelMetadata, explicit: str | None, model: Path | None = None) -> Any:
+    """The Keras model behind an export: ``--keras PATH`` / ``zoo:NAME``, else ``edgecnn.source.keras_path``
+    (resolved from ``model``'s folder)."""
     from edgecnn.export.keras_io import load_keras
 
-    src = explicit or meta.source.get("keras_path")
+    src = explicit or (recorded_keras_path(model, meta) if model is not None else meta.source.get("keras_path"))
     if not src:
         raise UsageError("baselines need the Keras model: pass --keras PATH (or zoo:NAME)")
     if str(src).startswith("zoo:"):
@@ -82,7 +101,8 @@ def tflite_runners(
     cache = _CONVERTED if source and Path(source).is_file() else {}  # a file names the model, else nothing kept
     fp32_key = (f"{source}@{Path(source).stat().st_mtime_ns}" if cache else "", "fp32")
     if fp32_key not in cache:
-        cache[fp32_key] = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+        with _quiet_converter():
+            cache[fp32_key] = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     runners = [_interpreter("tflite fp32", cache[fp32_key], threads)]
     if calib is None:
         notes.append("tflite int8 skipped: no calibration data (pass --calibration)")
@@ -92,9 +112,30 @@ def tflite_runners(
         runners.append(_interpreter("tflite int8", cache[int8_key], threads))
         return runners, notes
 
-    cache[int8_key] = tflite_int8_flatbuffer(model, calib)
+    with _quiet_converter():
+        cache[int8_key] = tflite_int8_flatbuffer(model, calib)
     runners.append(_interpreter("tflite int8", cache[int8_key], threads))
     return runners, notes
+
+
+# what TFLite's converter writes to fd 2 from C++ ("fully_quantize: 0, inference_type: 6, ...", MLIR notes)
+_CONVERTER_CHATTER = re.compile(
+    r"^(fully_quantize: |Estimated count of arithmetic ops|WARNING: All log messages before absl"
+    r"|[IWE]\d{4} [\d:.]+ +\d+ [\w./-]+:\d+\]|loc\(|Summary on the non-converted ops"
+    r"|INFO: Created TensorFlow Lite)"
+)
+
+
+def _quiet_converter() -> Any:
+    """The converter's native lines held back unless --debug (they are TFLite's, not edgecnn's)."""
+    import contextlib
+    import os
+
+    from edgecnn._optional import filtered_native_stderr
+
+    if os.environ.get("EDGECNN_DEBUG", "") not in ("", "0"):
+        return contextlib.nullcontext()
+    return filtered_native_stderr(_CONVERTER_CHATTER)
 
 
 def tflite_int8_flatbuffer(model: Any, calib: np.ndarray) -> bytes:
@@ -121,10 +162,11 @@ def _interpreter(name: str, flatbuffer: bytes, threads: int | None) -> CallableR
 
     def get(batch: int) -> Any:
         if batch not in interp:
-            it = tf.lite.Interpreter(model_content=flatbuffer, num_threads=threads or -1)
-            detail = it.get_input_details()[0]
-            it.resize_tensor_input(detail["index"], [batch, *detail["shape"][1:]])
-            it.allocate_tensors()
+            with _quiet_converter():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+                it = tf.lite.Interpreter(model_content=flatbuffer, num_threads=threads)  # None: TFLite's default
+                detail = it.get_input_details()[0]
+                it.resize_tensor_input(detail["index"], [batch, *detail["shape"][1:]])
+                it.allocate_tensors()
             interp[batch] = it
         return interp[batch]
 

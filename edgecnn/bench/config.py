@@ -24,7 +24,7 @@ class Baseline(str, Enum):
 
 @dataclass(frozen=True, slots=True)
 class BenchConfig:
-    provider: Provider = Provider.cpu
+    provider: Provider = Provider.auto  # as every other command: the GPU when one works, else the CPU
     batch_sizes: tuple[int, ...] = (1,)
     threads: int | None = None  # intra-op threads (shared by the streams); None: tuned, else onnxruntime's default
     streams: tuple[int, ...] | None = None  # stream counts to compare (sessions on slices of a batch); None: tuned
@@ -56,8 +56,11 @@ class BenchConfig:
             raise UsageError(f"--batch must be positive integers, got {self.batch_sizes}")
         if self.iterations is not None and self.iterations < 1:
             raise UsageError("--iterations must be >= 1")
-        if self.duration_s <= 0:
-            raise UsageError("--duration must be > 0")
+        from edgecnn._validate import positive
+
+        positive("--duration", self.duration_s)
+        positive("--max-p95-ms", self.max_p95_ms)
+        positive("--min-throughput", self.min_throughput)
         if self.warmup < 0:
             raise UsageError("--warmup must be >= 0")
         if self.block < 1 or self.block_s < 0 or self.settle_s < 0:

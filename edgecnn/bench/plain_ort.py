@@ -34,9 +34,18 @@ def fp32_source(path: Path, meta: ModelMetadata) -> Path:
             f"{path}: the ort-int8 baseline quantizes the FP32 model by hand, but this model does not record "
             "its source (quantized by an older edgecnn); bench the FP32 model beside it instead"
         )
-    if not Path(recorded).is_file():
-        raise UsageError(f"{path}: the ort-int8 baseline needs the FP32 model it was quantized from, {recorded}: gone")
-    return Path(recorded)
+    from edgecnn._fs import resolve_recorded, sha256_file
+
+    fp32 = resolve_recorded(recorded, path.parent)  # recorded relative to the quantized file
+    if not fp32.is_file():
+        raise UsageError(f"{path}: the ort-int8 baseline needs the FP32 model it was quantized from, {fp32}: gone")
+    sha = meta.quantization["source_model"].get("sha256")
+    if sha and sha256_file(fp32) != sha:
+        raise UsageError(
+            f"{path}: {fp32} is not the FP32 model it was quantized from (its sha256 changed since); "
+            "re-quantize, or bench the FP32 model beside it"
+        )
+    return fp32
 
 
 def plain_int8(fp32: Path, calib: np.ndarray, out: Path) -> Path:

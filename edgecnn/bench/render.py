@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from edgecnn._fs import write_text_atomic
 
 COLUMNS = ("model / runtime", "batch", "n", "p50 ms", "p90 ms", "p99 ms", "mean ms", "CV", "items/s", "× first")
@@ -58,11 +60,11 @@ def print_result(data: dict[str, Any]) -> None:
         )
     report.print_table("steady state (interleaved; * = too few samples for this tail)", COLUMNS, table_rows(data))
     for note in data["notes"]:
-        report.err_console().print(f"[yellow]note:[/yellow] {note}")
+        report.err_console().print(f"[yellow]note:[/yellow] {escape(note)}")
     verdict = data["verdict"]
     if verdict.get("gates", {}).get("max_p95_ms") is not None or verdict.get("gates", {}).get("min_throughput"):
         report.console().print(
-            "verdict: " + ("PASS" if verdict["passed"] else "FAIL: " + "; ".join(verdict["failures"]))
+            "verdict: " + ("PASS" if verdict["passed"] else "FAIL: " + escape("; ".join(verdict["failures"])))
         )
 
 
@@ -71,7 +73,7 @@ def to_markdown(data: dict[str, Any]) -> str:
     lines = [
         "# edgecnn bench",
         "",
-        f"Machine: {env['cpu']}, {env['cpu_count']} cores; onnxruntime {', '.join(env['onnxruntime_packages'])}; "
+        f"Machine: {env['cpu']}, {env['cpu_count']} cores; {', '.join(env['onnxruntime_packages'])}; "
         f"threads {env['threads'] or 'default'}; python {env['python']}.",
         "",
         "| " + " | ".join(COLUMNS) + " |",

@@ -49,7 +49,7 @@ class TuneConfig:
             raise UsageError(f"modes must be 'latency' and/or 'throughput', got {self.modes}")
         if self.latency_batch < 1 or self.throughput_batch < 1:
             raise UsageError("batch sizes must be >= 1")
-        if self.seconds <= 0 or self.rounds < 1 or self.settle_s < 0:
+        if not 0 < self.seconds < float("inf") or self.rounds < 1 or self.settle_s < 0:
             raise UsageError("--seconds must be > 0 and --rounds >= 1")
         if self.cores is not None and self.cores < 1:
             raise UsageError("--cores must be >= 1")

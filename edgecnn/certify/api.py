@@ -194,12 +194,13 @@ def _reference_model(model: Path, meta: Any, given: Path | None) -> Path | None:
         if not Path(given).is_file():
             raise UsageError(f"--reference {given}: no such file")
         return Path(given)
+    from edgecnn._fs import resolve_recorded, sha256_file
+
     recorded = (meta.quantization or {}).get("source_model") or {}
-    candidates = []
+    candidates = []  # the recorded path (relative to the model's folder; absolute in older files), then the name
     for key in ("path", "name"):
         if recorded.get(key):
-            candidates += [Path(recorded[key]), model.parent / Path(recorded[key]).name]
-    from edgecnn._fs import sha256_file
+            candidates += [resolve_recorded(recorded[key], model.parent), model.parent / Path(recorded[key]).name]
 
     for path in candidates:
         if path.is_file() and (not recorded.get("sha256") or sha256_file(path) == recorded["sha256"]):

@@ -21,6 +21,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     add_completion=False,
+    rich_markup_mode=None,  # help is plain text: 'edgecnn[ray]' stays itself, no '<bool>' metavars
     help="Take a Keras image CNN to a fast, verified ONNX model: train, export, quantize, parity, bench, classify.",
 )
 
@@ -38,6 +39,7 @@ def exits_on_error(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            _check_report_outputs(kwargs)
             return func(*args, **kwargs)
         except EdgeCNNError as err:
             if debug_enabled():
@@ -53,10 +55,36 @@ def exits_on_error(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from edgecnn import __version__
+
+        typer.echo(f"edgecnn {__version__}")
+        raise typer.Exit()
+
+
+REPORT_OUTPUTS = ("json_out", "json_summary", "report_md", "plot")  # files the CLI writes after the work
+
+
+def _check_report_outputs(kwargs: dict[str, Any]) -> None:
+    """A report file that cannot be written is refused before the work, not after it."""
+    from edgecnn._fs import check_output_file
+
+    for name in REPORT_OUTPUTS:
+        value = kwargs.get(name)
+        if value is not None and not isinstance(value, bool):
+            check_output_file(value)
+
+
 @app.callback()
 def _root(
-    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks (same as EDGECNN_DEBUG=1)."),
+    debug: bool = typer.Option(
+        False, "--debug", help="Show full tracebacks and the libraries' own logs (same as EDGECNN_DEBUG=1)."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details to stderr."),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     if debug:
         os.environ["EDGECNN_DEBUG"] = "1"
@@ -64,14 +92,29 @@ def _root(
         _quiet_libraries()
     import logging
 
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    if not (debug_enabled() or verbose):
+        handler.addFilter(_edgecnn_or_error)
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
 
 
-def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+def _edgecnn_or_error(record: Any) -> bool:
+    """The quiet terminal: edgecnn's own warnings; a library's (TensorFlow's deprecation notes, tf2onnx,
+    onnxruntime's quantizer logging to the root logger) only when it is an error. --debug/-v show them all."""
+    import logging
+
+    return record.name == "edgecnn" or record.name.startswith("edgecnn.") or record.levelno >= logging.ERROR
+
+
+def _show_warning(
+    message: Warning | str, category: type[Warning], filename: str = "", *args: Any, **kwargs: Any
+) -> None:
+    """One ``warning: …`` line for edgecnn's warnings; a library's own (TensorFlow's deprecations, TFLite's
+    converter notes) is its business, shown with --debug."""
+    where = filename.replace("\\", "/")
+    if ("/site-packages/" in where or "/dist-packages/" in where) and "/edgecnn/" not in where:
+        return
     typer.echo(f"warning: {message}", err=True)
 
 

@@ -9,6 +9,7 @@ import typer
 
 from edgecnn.bench.config import Baseline, Scenario
 from edgecnn.cli._app import app, exits_on_error, parse_ints
+from edgecnn.errors import UsageError
 from edgecnn.runtime.engine import CallPath
 from edgecnn.runtime.providers import Provider
 
@@ -17,7 +18,7 @@ from edgecnn.runtime.providers import Provider
 @exits_on_error
 def bench_command(
     models: Annotated[list[Path], typer.Argument(help="One or more .onnx models (measured interleaved).")],
-    provider: Annotated[Provider, typer.Option(case_sensitive=False, help="Execution provider.")] = Provider.cpu,
+    provider: Annotated[Provider, typer.Option(case_sensitive=False, help="Execution provider.")] = Provider.auto,
     batch: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1",
     threads: Annotated[
         int | None, typer.Option(help="Threads (streams share them; baselines get the same); default: tuned.")
@@ -52,13 +53,18 @@ def bench_command(
     min_throughput: Annotated[float | None, typer.Option(help="Gate: fail (exit 4) below this items/s.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full report as JSON.")] = None,
     report_md: Annotated[Path | None, typer.Option("--report", help="Write a Markdown report.")] = None,
-    plot: Annotated[Path | None, typer.Option(help="Write a PNG chart.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write a chart: .png, .jpg, .svg or .pdf.")] = None,
 ) -> None:
     """Measure cold start, warm-up and steady-state latency (p50…p99.9) and throughput."""
     from edgecnn import report
     from edgecnn.bench import BenchConfig, run_benchmark
     from edgecnn.bench.render import print_result, write_markdown, write_plot
 
+    if plot:
+        report.figure_format(plot)  # an unknown chart format is refused before minutes of measuring
+    for path in (json_out, report_md, plot):
+        if path is not None and path.is_dir():
+            raise UsageError(f"{path}: is a folder; give a file name")
     config = BenchConfig(
         provider=provider,
         batch_sizes=parse_ints(batch),

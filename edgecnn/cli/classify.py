@@ -49,6 +49,8 @@ def classify_command(
     from edgecnn.runtime.classifier import Classifier
     from edgecnn.runtime.folder import classify_to_file
 
+    if ray is None and (ray_actors is not None or ray_cpus_per_actor != 1):
+        raise UsageError("--ray-actors and --ray-cpus-per-actor size a Ray run: add --ray auto (or --ray HOST:PORT)")
     if ray is not None and (threads is not None or mode != "latency" or provider not in (Provider.auto, Provider.cpu)):
         raise UsageError("--ray runs CPU sessions sized by --ray-cpus-per-actor: drop --threads, --mode, --provider")
     progress = None

@@ -18,12 +18,14 @@ def demo_command(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the demo report as JSON.")] = None,
 ) -> None:
     """Train mnist-cnn on mnist5k, export to ONNX, prove parity, quantize, measure, classify a sample folder."""
+    from rich.markup import escape
+
     from edgecnn import report
     from edgecnn.demo import run_demo
     from edgecnn.errors import CheckFailed
 
     err = report.err_console()
-    result = run_demo(out, epochs=epochs, progress=lambda msg: err.print(f"[bold]{msg}[/bold]"))
+    result = run_demo(out, epochs=epochs, progress=lambda msg: err.print(f"[bold]{escape(msg)}[/bold]"))
     report.print_table(
         "edgecnn demo",
         ("step", "ok", "seconds", "detail"),

@@ -27,7 +27,10 @@ def serve_command(
     timeout: Annotated[float, typer.Option(help="Seconds before a request is answered 504.")] = 30.0,
 ) -> None:
     """Serve models over HTTP: POST /v1/classify, the KServe V2 protocol under /v2, /metrics."""
+    from edgecnn._validate import positive
     from edgecnn.serve import ServeConfig, serve
+
+    positive("--max-body-mb", max_body_mb)
 
     config = ServeConfig(
         host=host,

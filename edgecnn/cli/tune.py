@@ -22,6 +22,8 @@ def tune_command(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write every measurement as JSON.")] = None,
 ) -> None:
     """Try threads, streams, spinning, graph optimisation and IO binding; keep the fastest that answers alike."""
+    from rich.markup import escape
+
     from edgecnn import report
     from edgecnn.bench.tune import TuneConfig, tune
 
@@ -29,8 +31,11 @@ def tune_command(
     err = report.err_console()
     results = []
     for model in models:
-        with err.status(f"tuning {model.name}") as status:
-            result = tune(model, config, write=not dry_run, progress=lambda s, n=model.name: status.update(f"{n}: {s}"))
+        name = escape(model.name)  # a file name is not Rich markup
+        with err.status(f"tuning {name}") as status:
+            result = tune(
+                model, config, write=not dry_run, progress=lambda s, n=name: status.update(f"{n}: {escape(s)}")
+            )
         results.append(result)
         data = result.to_dict()
         lat, thr = data["latency"], data["throughput"]

@@ -20,6 +20,10 @@ def zoo_command(
     from edgecnn import report, zoo
 
     specs = [zoo.get_spec(n) for n in zoo.names(pattern)]
+    if not specs:
+        from edgecnn.errors import UsageError
+
+        raise UsageError(f"no zoo model matches {pattern!r}; `edgecnn zoo` lists them all")
     report.print_table(
         "edgecnn zoo",
         ("name", "input", "params", "output", "data", "train options", "source"),

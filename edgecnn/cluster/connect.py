@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -48,8 +49,42 @@ def check_address(address: str) -> str:
     return address
 
 
+RAY_NATIVE_LOG = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:,.]+ [DIWE] \d+ \d+\] ")  # Ray's C++ log lines
+CONNECT_TIMEOUT_S = 5.0  # a TCP probe of HOST:PORT before Ray's own (minutes-long) connection retries
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail fast when nothing listens at an explicit ``HOST:PORT`` (``auto`` without RAY_ADDRESS passes).
+
+    Ray's driver retries a dead GCS address for a minute or more and does not answer SIGTERM meanwhile;
+    a plain TCP connect with a timeout answers in seconds and is interruptible.
+
+    Raises:
+        UsageError: a malformed address.
+        ClusterError: nothing accepts a connection at the address within ``timeout`` seconds.
+    """
+    import socket
+
+    address = check_address(address)
+    target = os.environ.get("RAY_ADDRESS") if address == "auto" else address
+    if not target or target == "auto" or "://" in target:
+        return
+    host, _, port = target.rpartition(":")
+    if not port.isdigit():
+        return  # Ray's own parsing of RAY_ADDRESS decides
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as err:
+        reason = "no answer" if isinstance(err, TimeoutError) else (err.strerror or type(err).__name__)
+        raise ClusterError(
+            f"cannot connect to Ray at {target}: {reason} within {timeout:g} s; is a Ray head (GCS) running "
+            f"there? (start one with `ray start --head --port {port}`)"
+        ) from None
+
+
 @contextmanager
-def ray_session(address: str) -> Iterator[ClusterInfo]:
+def ray_session(address: str, connect_timeout_s: float = 30.0) -> Iterator[ClusterInfo]:
     """Be connected to a cluster for the block; disconnect (and stop a cluster started here) after it.
 
     Raises:
@@ -59,16 +94,9 @@ def ray_session(address: str) -> Iterator[ClusterInfo]:
     from edgecnn._optional import require
 
     address = check_address(address)
-    target = os.environ.get("RAY_ADDRESS") if address == "auto" else address
-    if not target or is_loopback(target):
-        # Ray rewrites a loopback address to this machine's outward IP before connecting, which a cluster
-        # bound to 127.0.0.1 never answers; this switch (read when ray is imported) keeps it loopback. Not
-        # for a remote cluster: there the driver must advertise an address the other nodes can reach.
-        os.environ.setdefault(LOOPBACK_SWITCH, "0")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    check_reachable(address)
+    target = prepare_environment(address)
     quiet = os.environ.get("EDGECNN_DEBUG", "") in ("", "0")  # Ray's INFO/WARNING chatter; --debug keeps it
-    if quiet:
-        os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")  # read when Ray Data configures its loggers
     ray = require("ray", extra="ray")
     if ray.is_initialized():  # the caller's own Ray session: use it, leave it running
         yield _describe(ray, "existing ray.init() session", started_here=False)
@@ -80,7 +108,12 @@ def ray_session(address: str) -> Iterator[ClusterInfo]:
         # imported to take effect in this process, so it is left to Ray rather than set here)
         kwargs.update(address="local", include_dashboard=False, _node_ip_address="127.0.0.1")
     try:
-        ray.init(**kwargs)
+        if target:
+            _init_within(ray, kwargs, target, connect_timeout_s)
+        else:
+            ray.init(**kwargs)
+    except ClusterError:
+        raise
     except Exception as err:  # Ray raises ConnectionError, AuthenticationError, RuntimeError, ...
         where = target or "a new local cluster"
         hint = (
@@ -94,6 +127,94 @@ def ray_session(address: str) -> Iterator[ClusterInfo]:
         yield _describe(ray, target or "local (started for this run)", started_here=not target)
     finally:
         ray.shutdown()
+
+
+def prepare_environment(address: str) -> str | None:
+    """Set Ray's environment switches (read when ray is imported: call this first); return the target address
+    (None: start a local cluster)."""
+    target = os.environ.get("RAY_ADDRESS") if address == "auto" else address
+    if not target or is_loopback(target):
+        # Ray rewrites a loopback address to this machine's outward IP before connecting, which a cluster
+        # bound to 127.0.0.1 never answers; this switch (read when ray is imported) keeps it loopback. Not
+        # for a remote cluster: there the driver must advertise an address the other nodes can reach.
+        os.environ.setdefault(LOOPBACK_SWITCH, "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if os.environ.get("EDGECNN_DEBUG", "") in ("", "0"):  # Ray's INFO/WARNING chatter; --debug keeps it
+        os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")  # read when Ray Data configures its loggers
+        # the C++ core's warnings ("Failed to connect to GCS ..." every 5 s while it retries): its logger writes
+        # to a copy of fd 2 taken when ray is imported, so only its level, set before that import, reaches it
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
+    return target or None
+
+
+def _init_within(ray: Any, kwargs: dict[str, Any], target: str, timeout: float) -> None:
+    """``ray.init`` to an existing cluster, bounded: something that accepts TCP but is no GCS makes Ray retry
+    for minutes inside C++, where the main thread runs no signal handler. In a helper thread, the main
+    thread keeps the default SIGTERM (the process ends at once) and Ctrl-C, and gives up after ``timeout``.
+
+    Raises:
+        ClusterError: no connection within ``timeout`` seconds.
+    """
+    import contextlib
+    import threading
+
+    from edgecnn._optional import filtered_native_stderr
+
+    box: dict[str, BaseException] = {}
+
+    def connect() -> None:
+        try:
+            ray.init(**kwargs)
+        except BaseException as err:  # handed to the main thread
+            box["error"] = err
+
+    ray_worker_log = logging.getLogger("ray._private.worker")
+    level = ray_worker_log.level
+    if kwargs.get("logging_level", logging.INFO) >= logging.ERROR:
+        ray_worker_log.setLevel(logging.ERROR)  # "SIGTERM handler is not set ..." is the point here
+    quiet = kwargs.get("logging_level", logging.INFO) >= logging.ERROR
+    native = filtered_native_stderr(RAY_NATIVE_LOG) if quiet else contextlib.nullcontext()
+    try:
+        with native:  # the C++ core's retry lines ("Failed to connect to GCS ...") while it tries
+            thread = threading.Thread(target=connect, name="edgecnn-ray-connect", daemon=True)
+            thread.start()
+            thread.join(timeout)
+    finally:
+        ray_worker_log.setLevel(level)
+    if thread.is_alive():
+        # the helper thread is stuck in Ray's C++ retries: Ray's exit hook would wait on it (and its log lines
+        # would reach the terminal meanwhile); there is nothing to shut down, so the process may just end
+        import atexit
+
+        with contextlib.suppress(Exception):
+            atexit.unregister(ray._private.worker.shutdown)
+        if quiet:
+            _ORPHANED.append(thread)
+            silence_orphaned_connect()
+        raise ClusterError(
+            f"cannot connect to Ray at {target}: no answer from a Ray head (GCS) there within {timeout:g} s; "
+            "check the address (HOST:PORT of `ray start --head`)"
+        )
+    if "error" in box:
+        raise box["error"]
+
+
+_ORPHANED: list[Any] = []  # connect threads given up on (stuck in Ray's C++ retries)
+
+
+def silence_orphaned_connect() -> None:
+    """A connect thread given up on keeps logging its retries to fd 2 until the process ends: from now on
+    (and until exit, where it is drained) fd 2 passes through a filter that drops Ray's log lines. Call it
+    again after an enclosing filter restored fd 2."""
+    import atexit
+
+    from edgecnn._optional import live_filtered_native_stderr
+
+    if not any(t.is_alive() for t in _ORPHANED):
+        return
+    lasting = live_filtered_native_stderr(RAY_NATIVE_LOG, restore=False)
+    lasting.__enter__()
+    atexit.register(lasting.__exit__, None, None, None)
 
 
 def is_loopback(address: str) -> bool:

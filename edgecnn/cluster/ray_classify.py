@@ -24,10 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.cluster.actors import PATH, ROW, WALK_ERROR, WORKER, ActorSettings, ClassifyActor, decode_row
-from edgecnn.cluster.connect import ClusterError, ClusterInfo, check_address, ray_session
-from edgecnn.errors import EdgeCNNError, InputError, UsageError
+from edgecnn.cluster.connect import (
+    ClusterError,
+    ClusterInfo,
+    check_address,
+    check_reachable,
+    prepare_environment,
+    ray_session,
+    silence_orphaned_connect,
+)
+from edgecnn.errors import EdgeCNNError, UsageError
 from edgecnn.runtime.folder import ClassifyRow, walk_files
-from edgecnn.runtime.results import ClassifySummary, ResultWriter
+from edgecnn.runtime.results import ClassifySummary, ResultWriter, model_identity, output_format
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +56,11 @@ class RayConfig:
     actors: int | None = None
     cpus_per_actor: int = 1
     rows_per_call: int = 256
+    connect_timeout_s: float = 30.0  # joining an existing cluster (HOST:PORT or RAY_ADDRESS)
 
     def __post_init__(self) -> None:
+        if not self.connect_timeout_s > 0:
+            raise UsageError(f"connect_timeout_s must be > 0, got {self.connect_timeout_s}")
         object.__setattr__(self, "address", check_address(self.address))
         if self.actors is not None and self.actors < 1:
             raise UsageError(f"--ray-actors must be >= 1, got {self.actors}")
@@ -88,29 +99,66 @@ def classify_on_ray(
     from edgecnn._optional import require
     from edgecnn.cluster.payload import ModelPayload
     from edgecnn.runtime.classifier import Classifier
+    from edgecnn.runtime.folder import check_options, require_files
 
     config = config or RayConfig()
+    check_options(top_k=top_k, batch_size=batch_size, workers=workers)
+    check_reachable(config.address)  # seconds, not minutes, when nothing answers there (before importing ray)
+    prepare_environment(config.address)  # Ray reads these switches when it is imported
     require("ray", extra="ray")
-    writer = ResultWriter(out, resume=resume, flush_every=batch_size)
-    if not Path(folder).is_dir():
-        raise InputError(f"{folder}: not a folder", path=folder)
-    Classifier(model, provider="cpu", threads=1, tuning=False).close()  # metadata and session, on the driver
+    output_format(Path(out))  # an unknown suffix before the model loads
+    require_files(folder, recursive)
+    clf = Classifier(model, provider="cpu", threads=1, tuning=False)  # metadata and session, on the driver
+    identity = model_identity(model, clf.metadata.labels)
+    clf.close()
+    writer = ResultWriter(out, resume=resume, flush_every=batch_size, model=identity)
     payload = ModelPayload.from_path(model)
     pending = _pending_table((p, e) for p, e in walk_files(folder, recursive) if not writer.is_done(p))
     settings = ActorSettings(threads=config.cpus_per_actor, top_k=top_k, batch_size=batch_size, workers=workers)
-    with ray_session(config.address) as info:
-        actors = config.actors or max(1, int(info.cpus // config.cpus_per_actor))
-        t0 = time.perf_counter()
-        used: set[str] = set()
-        with writer:
-            for row, worker in _run(pending, payload, settings, config, actors):
-                writer.write(row)
-                used.add(worker)
-                if on_row is not None:
-                    on_row(row)
-            writer.commit()
-        seconds = time.perf_counter() - t0
+    try:
+        with _quiet_ray_core(), ray_session(config.address, config.connect_timeout_s) as info:
+            summary = _classify(info, writer, pending, payload, settings, config, on_row)
+    except ClusterError:
+        silence_orphaned_connect()  # the filter above restored fd 2; a stuck connect thread still logs
+        raise
+    return summary
+
+
+def _classify(
+    info: ClusterInfo,
+    writer: ResultWriter,
+    pending: Any,
+    payload: Any,
+    settings: ActorSettings,
+    config: RayConfig,
+    on_row: Callable[[ClassifyRow], None] | None,
+) -> ClassifySummary:
+    """The run on a connected cluster: rows in the walk's order into ``writer``."""
+    actors = config.actors or max(1, int(info.cpus // config.cpus_per_actor))
+    t0 = time.perf_counter()
+    used: set[str] = set()
+    with writer:
+        for row, worker in _run(pending, payload, settings, config, actors):
+            writer.write(row)
+            used.add(worker)
+            if on_row is not None:
+                on_row(row)
+        writer.commit()
+    seconds = time.perf_counter() - t0
     return writer.summary(seconds, cluster=_cluster_summary(info, config, actors, used))
+
+
+def _quiet_ray_core() -> Any:
+    """Ray's C++ core logs to the driver's fd 2 (log-level notes, actor restart caveats): held back, as
+    they come, unless --debug."""
+    import contextlib
+
+    from edgecnn._optional import live_filtered_native_stderr
+    from edgecnn.cluster.connect import RAY_NATIVE_LOG
+
+    if os.environ.get("EDGECNN_DEBUG", "") not in ("", "0"):
+        return contextlib.nullcontext()
+    return live_filtered_native_stderr(RAY_NATIVE_LOG)
 
 
 def _pending_table(items: Iterator[tuple[str, str | None]], chunk: int = 65_536) -> Any:

@@ -206,6 +206,25 @@ def source_names() -> list[str]:
     return [*_LOADERS, "folder:PATH"]
 
 
+def check_source(spec: str) -> None:
+    """Refuse a data source name that ``load_source`` would refuse, without loading anything.
+
+    Raises:
+        UsageError: an unknown source name.
+        InputError: ``folder:PATH`` where PATH is not a folder.
+    """
+    if spec.startswith("folder:") or (os.sep in spec and Path(spec).is_dir()):
+        folder = Path(spec.removeprefix("folder:")).expanduser()
+        if not folder.is_dir():
+            raise InputError(f"{folder}: no such folder (folder:PATH expects one subfolder per class)", path=folder)
+    elif spec not in _LOADERS:
+        import difflib
+
+        close = difflib.get_close_matches(spec, list(_LOADERS), n=2)
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        raise UsageError(f"unknown data source {spec!r}{hint}; choose one of {', '.join(source_names())}")
+
+
 def load_source(
     spec: str,
     *,
@@ -227,6 +246,8 @@ def load_source(
     """
     if split not in SPLITS:
         raise UsageError(f"unknown split {split!r}; choose one of {SPLITS}")
+    if limit is not None and limit < 1:
+        raise UsageError(f"--limit must be >= 1, got {limit}")
     fitted = False  # a folder's images are fitted to image_size as they load (fitting twice would crop twice)
     if spec.startswith("folder:") or (os.sep in spec and Path(spec).is_dir()):
         folder = Path(spec.removeprefix("folder:")).expanduser()
@@ -235,7 +256,10 @@ def load_source(
     elif spec in _LOADERS:
         ds = _LOADERS[spec](split, seed)
     else:
-        raise UsageError(f"unknown data source {spec!r}; choose one of {', '.join(source_names())}")
+        check_source(spec)
+        raise AssertionError("unreachable")  # check_source raised
+    if len(ds) == 0:  # e.g. a small folder's 20% test split: nothing downstream can use an empty set
+        raise InputError(f"{spec}: the {split} split holds no samples; add images (or use split 'all')")
     if not fitted:
         ds = adapt(ds, image_size=image_size, color_mode=color_mode, preprocess=preprocess)
     if limit is not None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from edgecnn._fs import atomic_path, sha256_file
+from edgecnn._fs import atomic_path, check_output_file, relative_to_folder, sha256_file
 from edgecnn.errors import ExportError, UsageError
 from edgecnn.parity.compare import ParityBars, ParityReport, compare
 from edgecnn.runtime.metadata import ModelMetadata, OutputKind, embed_metadata
@@ -33,6 +33,10 @@ class ExportConfig:
     softmax_logits: bool = True  # a logits model gets its Softmax in the graph (see append_softmax)
 
     def __post_init__(self) -> None:
+        if self.parity_data is not None:
+            from edgecnn.data.sources import check_source
+
+            check_source(self.parity_data)  # a typo is an error before converting, not random pixels after
         if not 13 <= self.opset <= 21:
             raise UsageError(f"--opset must be between 13 and 21, got {self.opset}")
         if self.parity_samples < 1:
@@ -172,6 +176,10 @@ def export_keras(src: Any, dst: str | Path | None = None, config: ExportConfig |
     from edgecnn.runtime.classifier import Classifier
 
     config = config or ExportConfig()
+    if dst is not None:  # before minutes of conversion
+        if Path(dst).suffix.lower() != ".onnx":
+            raise UsageError(f"{dst}: the output must end in .onnx")
+        check_output_file(dst)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     model, sidecar, name, sha = _load_source_model(src, config)
@@ -180,8 +188,10 @@ def export_keras(src: Any, dst: str | Path | None = None, config: ExportConfig |
     for key in ("zoo", "data", "test_accuracy"):
         if key in sidecar:
             source[key] = sidecar[key]
+    dst = Path(dst) if dst is not None else EXPORT_DIR / f"{name}.onnx"
     if isinstance(src, (str, Path)) and not str(src).startswith("zoo:"):
-        source["keras_path"] = str(Path(src).resolve())
+        # relative to the ONNX file: no local path travels with the model (bench resolves it from there)
+        source["keras_path"] = relative_to_folder(src, dst.parent)
     meta = replace(meta, source=source)
     timings["load"] = time.perf_counter() - t0
 
@@ -207,9 +217,6 @@ def export_keras(src: Any, dst: str | Path | None = None, config: ExportConfig |
         raise ExportError(f"{name}: the converted model fails onnx.checker: {str(err).splitlines()[0]}") from err
     timings["convert"] = time.perf_counter() - t0
 
-    dst = Path(dst) if dst is not None else EXPORT_DIR / f"{name}.onnx"
-    if dst.suffix.lower() != ".onnx":
-        raise UsageError(f"{dst}: the output must end in .onnx")
     with atomic_path(dst, suffix=".onnx") as tmp:
         onnx.save_model(converted.model, str(tmp))
         onnx_model = Classifier(tmp, provider="cpu")  # the file as written, before it is in place
@@ -218,7 +225,9 @@ def export_keras(src: Any, dst: str | Path | None = None, config: ExportConfig |
         data = config.parity_data or _offline_source(sidecar.get("data"))
         try:
             x, y, described = sample_inputs(meta, data, limit=config.parity_samples)
-        except Exception as err:  # the data is a bonus here; random inputs still prove parity
+        except Exception as err:  # the sidecar's data is a bonus here; random inputs still prove parity
+            if config.parity_data is not None:
+                raise  # data the caller named must not quietly become random pixels
             log.warning("parity data %r unavailable (%s); using random inputs only", data, err)
             data = None
             x, y, described = sample_inputs(meta, None)

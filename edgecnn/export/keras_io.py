@@ -132,6 +132,28 @@ def check_keras_version() -> None:
         )
 
 
+def _precheck(p: Path) -> None:
+    """What can be told from the file alone: a folder without saved_model.pb, an unknown suffix, a .keras
+    file that is no zip archive.
+
+    Raises:
+        ModelFormatError: each of those.
+    """
+    import zipfile
+
+    if p.is_dir():
+        if not (p / "saved_model.pb").is_file():
+            raise ModelFormatError(f"{p}: a folder but not a SavedModel (no saved_model.pb)", path=p)
+        return
+    suffix = p.suffix.lower()
+    if suffix not in (".keras", ".h5", ".hdf5"):
+        raise ModelFormatError(
+            f"{p}: unknown model format {suffix or '(no suffix)'}; expected .keras, .h5 or a SavedModel folder", path=p
+        )
+    if suffix == ".keras" and not zipfile.is_zipfile(p):
+        raise ModelFormatError(f"{p}: not a Keras .keras archive (not a zip file)", path=p)
+
+
 def load_keras(path: str | Path, *, unsafe: bool = False) -> Any:
     """Load a Keras model: ``.keras`` safely; ``.h5`` / SavedModel only with ``unsafe=True``.
 
@@ -143,6 +165,7 @@ def load_keras(path: str | Path, *, unsafe: bool = False) -> Any:
     p = Path(path)
     if not p.exists():
         raise ModelNotFoundError(f"{p}: no such model file", path=p)
+    _precheck(p)  # the file is refused in milliseconds, before TensorFlow's import (seconds)
     keras = require("keras")
     check_keras_version()
     if p.is_dir():

@@ -35,6 +35,10 @@ def sample_inputs(
     Returns (x, y or None, description). A named source that cannot load raises InputError: a parity
     claim must never quietly fall back to random data.
     """
+    if limit is not None and limit < 1:
+        from edgecnn.errors import UsageError
+
+        raise UsageError(f"--limit must be >= 1, got {limit}")
     spec = meta.input
     if data is not None and data != RANDOM:
         from edgecnn.data.folders import is_folder_spec, load_folder_images

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn._fs import atomic_path, sha256_file, variant_path
+from edgecnn._fs import atomic_path, check_output_file, relative_to_folder, sha256_file, variant_path
 from edgecnn.errors import QuantizeError, UsageError
 from edgecnn.quantize.anatomy import anatomy, roles
 from edgecnn.quantize.calibration import (
@@ -197,6 +197,7 @@ def quantize(
     eval_data: str | None = None,
     measure_speed: bool = True,
     fallback: bool = True,
+    record_folder: str | Path | None = None,
 ) -> QuantizeReport:
     """Quantize ``src`` (an edgecnn ONNX model) into ``dst`` (default ``NAME.int8|dynamic|fp16.onnx``).
 
@@ -204,6 +205,10 @@ def quantize(
     the model's own training source is used when it loads offline (``edgecnn.source.data``).
     With ``eval_data`` and ``fallback``, an INT8 model that misses the accuracy bars there is replaced by
     the first configuration of ``search.bar_ladder`` that holds them, and the report says so.
+
+    ``record_folder``: where the output will finally live, when that is not ``dst``'s folder (the budget
+    search writes candidates in a temporary folder): the source model and calibration folder are recorded
+    relative to it.
 
     Raises:
         ModelError, InputError (calibration), UsageError, QuantizeError.
@@ -216,6 +221,15 @@ def quantize(
     dst = Path(dst) if dst is not None else variant_path(src, config.mode.value)
     if dst.resolve() == src.resolve():
         raise UsageError(f"{dst}: the output would overwrite the input model")
+    if dst.suffix.lower() != ".onnx":
+        raise UsageError(f"{dst}: the output must end in .onnx")
+    check_output_file(dst)
+    _refuse_quantized(src, meta)
+    home = Path(record_folder) if record_folder is not None else dst.parent  # paths are recorded from here
+    if config.exclude_nodes:
+        from edgecnn._validate import known_names
+
+        known_names("--exclude-nodes", config.exclude_nodes, _node_names(src), "node")
     t0 = time.perf_counter()
     notes: list[str] = []
     quantized_graph: Any = None  # the FP32 graph the INT8 quantizer saw (for the per-role anatomy)
@@ -223,7 +237,8 @@ def quantize(
     info: dict[str, Any] = {
         "mode": config.mode.value,
         "config": config.describe(),
-        "source_model": {"path": str(src.resolve()), "sha256": sha256_file(src)},
+        # relative to the quantized file (no local path travels with the model); bench resolves it from there
+        "source_model": {"name": src.name, "path": relative_to_folder(src, home), "sha256": sha256_file(src)},
     }
     with tempfile.TemporaryDirectory(prefix="edgecnn-quant-") as tmp_name:
         tmp = Path(tmp_name)
@@ -275,7 +290,7 @@ def quantize(
                         "weight_type": config.weight_type,
                         "target": config.target.value,
                         "reduce_range": config.seven_bit_weights,
-                        "calibration_source": str(source),
+                        "calibration_source": portable_source(source, home),
                         "calibration_samples": len(calib),
                         "calibration_sha256": calibration_hash(calib),
                         "excluded_nodes": list(config.exclude_nodes),
@@ -364,6 +379,43 @@ def slower_warning(speed: dict[str, Any] | None, mode: str) -> str | None:
         f"{mode.upper()} is SLOWER than FP32 on this machine ({', '.join(worse)} of FP32, 1 thread): "
         "keep the FP32 model here, or try another setting (edgecnn bench both; README 'Quantization notes')"
     )
+
+
+def portable_source(source: str | Path, folder: Path) -> str:
+    """A data source as metadata records it: a folder relative to ``folder`` (the model's), never absolute."""
+    spec = str(source)
+    if spec.startswith("folder:") or Path(spec).is_dir():
+        return "folder:" + relative_to_folder(spec.removeprefix("folder:"), folder)
+    return spec
+
+
+QUANTIZED_OPS = frozenset(
+    {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"}
+)
+
+
+def _node_names(path: Path) -> set[str]:
+    import onnx
+
+    return {n.name for n in onnx.load(str(path), load_external_data=False).graph.node if n.name}
+
+
+def _refuse_quantized(src: Path, meta: ModelMetadata) -> None:
+    """Quantizing a quantized model fails inside onnxruntime (and left a broken file): refuse it up front.
+
+    Raises:
+        UsageError: the metadata records a quantization, or the graph already holds quantized ops.
+    """
+    import onnx
+
+    done = meta.quantization.get("mode") if meta.quantization else None
+    if done is None:
+        ops = {n.op_type for n in onnx.load(str(src), load_external_data=False).graph.node}
+        done = "int8" if ops & QUANTIZED_OPS else None
+    if done is not None:
+        origin = (meta.quantization.get("source_model") or {}).get("name") if meta.quantization else None
+        hint = f" ({origin})" if origin else ""
+        raise UsageError(f"{src}: already quantized ({done}); quantize its FP32 source model{hint} instead")
 
 
 def _input_name(path: Path) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
+
 from edgecnn import report
 
 
@@ -59,4 +61,4 @@ def print_quantize_report(r: Any) -> None:
             render_rows(r.anatomy),
         )
     for note in r.warnings:
-        report.err_console().print(f"[yellow]warning:[/yellow] {note}")
+        report.err_console().print(f"[yellow]warning:[/yellow] {escape(note)}")

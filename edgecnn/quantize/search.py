@@ -105,7 +105,14 @@ def hold_bars(
         for i, cfg in enumerate(bar_ladder(base, src)):
             out = Path(tmp) / f"candidate{i}.onnx"
             rep = quantize(
-                src, out, cfg, calibration=calibration, eval_data=eval_data, measure_speed=False, fallback=False
+                src,
+                out,
+                cfg,
+                calibration=calibration,
+                eval_data=eval_data,
+                measure_speed=False,
+                fallback=False,
+                record_folder=dst.parent,  # the candidate ends up beside dst: paths recorded from there
             )
             passed = bool(rep.accuracy and rep.accuracy["passed"])
             tried.append({"config": cfg.describe(), "passed": passed, "accuracy": _bars_summary(rep.accuracy)})
@@ -143,7 +150,7 @@ def search_within_budget(
     """
     from edgecnn.quantize.api import quantize
 
-    if budget_pp < 0:
+    if not 0 <= budget_pp < float("inf"):  # NaN too
         raise UsageError(f"--accuracy-budget is the accuracy a model may lose, in points: >= 0, got {budget_pp}")
     if not eval_data:
         raise UsageError("--accuracy-budget needs --eval SRC (labelled data to measure the accuracy drop)")
@@ -156,7 +163,14 @@ def search_within_budget(
         for i, cfg in enumerate(candidates(base, src)):
             out = Path(tmp) / f"candidate{i}.onnx"
             rep = quantize(
-                src, out, cfg, calibration=calibration, eval_data=eval_data, measure_speed=True, fallback=False
+                src,
+                out,
+                cfg,
+                calibration=calibration,
+                eval_data=eval_data,
+                measure_speed=True,
+                fallback=False,
+                record_folder=dst.parent,  # the chosen candidate ends up beside dst: paths recorded from there
             )
             drop = -(rep.accuracy or {}).get("accuracy_delta_pp", 0.0)
             thr = rep.speed["after"]["throughput_batch32"] if rep.speed else 0.0

@@ -30,6 +30,29 @@ def _version(dist: str) -> str | None:
         return None
 
 
+# pip extras and the modules that show each is installed (pyproject.toml's [project.optional-dependencies])
+EXTRAS: dict[str, tuple[str, ...]] = {
+    "export": ("tensorflow", "keras", "tf2onnx", "onnxconverter_common"),
+    "train": ("matplotlib", "sklearn", "mlxtend"),
+    "ray": ("ray",),
+    "serve": ("starlette", "uvicorn", "multipart"),
+}
+
+
+def extras_status() -> list[str]:
+    """One line per extra: installed, or which modules are missing and the pip line that adds them."""
+    from edgecnn._optional import has_module
+
+    lines = []
+    for extra, modules in EXTRAS.items():
+        missing = [m for m in modules if not has_module(m)]
+        lines.append(
+            f"{extra}: installed" if not missing else f"{extra}: missing {', '.join(missing)} "
+            f"(pip install 'edgecnn[{extra}]')"
+        )
+    return lines
+
+
 def describe_environment() -> dict[str, Any]:
     """Versions, providers and GPU problems; finds optional extras without importing them."""
     from edgecnn._optional import has_module
@@ -59,5 +82,6 @@ def describe_environment() -> dict[str, Any]:
         "extras_found": [
             m for m in ("tensorflow", "tf2onnx", "keras", "matplotlib", "onnxconverter_common") if has_module(m)
         ],
+        "extras": extras_status(),
         "gpu_problems": gpu_problems,
     }

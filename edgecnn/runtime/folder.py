@@ -98,6 +98,28 @@ def _decode(clf: Classifier, path: str) -> np.ndarray | EdgeCNNError:
         return InputError(f"{path}: {type(err).__name__}: {err}", path=path)
 
 
+def check_options(*, top_k: int = 5, batch_size: int = 32, workers: int | None = None) -> None:
+    """Refuse a batch, top-k or worker count below 1 (UsageError), before any work starts."""
+    from edgecnn._validate import at_least
+
+    at_least("--batch (batch_size)", batch_size)
+    at_least("--top-k (top_k)", top_k)
+    at_least("--workers (workers)", workers)
+
+
+def require_files(folder: str | Path, recursive: bool = True) -> None:
+    """Refuse a folder that is not one, or holds nothing to classify (a run must not succeed doing nothing).
+
+    Raises:
+        InputError: not a folder, or no non-hidden entry in it.
+    """
+    if not Path(folder).is_dir():
+        raise InputError(f"{folder}: not a folder", path=folder)
+    if next(iter(walk_files(folder, recursive)), None) is None:
+        where = "" if recursive else " (at its top level; subfolders need --recursive)"
+        raise InputError(f"{folder}: no files to classify{where}; hidden files are skipped", path=folder)
+
+
 def classify_paths(
     clf: Classifier,
     paths: Iterable[str | tuple[str, str | None]],
@@ -110,7 +132,17 @@ def classify_paths(
 
     The next batch's images are already decoding in the pool while the current batch runs through
     the model, so decoding and inference overlap.
+
+    Raises:
+        UsageError: ``top_k``, ``batch_size`` or ``workers`` below 1 (at the call, not at the first row).
     """
+    check_options(top_k=top_k, batch_size=batch_size, workers=workers)
+    return _classify_paths(clf, paths, top_k=top_k, batch_size=batch_size, workers=workers)
+
+
+def _classify_paths(
+    clf: Classifier, paths: Iterable[str | tuple[str, str | None]], *, top_k: int, batch_size: int, workers: int | None
+) -> Iterator[ClassifyRow]:
     from collections import deque
 
     from edgecnn.runtime.preprocess import pixels_to_input
@@ -186,6 +218,7 @@ def classify_folder(
     """
     if not Path(folder).is_dir():
         raise InputError(f"{folder}: not a folder", path=folder)
+    check_options(**kwargs)
     return classify_paths(clf, walk_files(folder, recursive), **kwargs)
 
 
@@ -205,17 +238,20 @@ def classify_to_file(
     ``out.partial`` and ``resume=True`` continues once the model is fixed.
 
     Raises:
-        InputError: ``folder`` is not a folder, or ``out`` has an unknown suffix.
+        UsageError: ``top_k``/``batch_size``/``workers`` below 1; ``resume`` over a partial file that another
+            model wrote.
+        InputError: ``folder`` is not a folder or holds no files, or ``out`` has an unknown suffix.
         ModelError: the model failed on a batch.
     """
     import time
 
-    from edgecnn.runtime.results import ResultWriter
+    from edgecnn.runtime.results import ResultWriter, model_identity
 
+    check_options(**kwargs)
     clf.require_images()
-    writer = ResultWriter(out, resume=resume, flush_every=kwargs.get("batch_size", 32))
-    if not Path(folder).is_dir():
-        raise InputError(f"{folder}: not a folder", path=folder)
+    model = model_identity(clf.path, clf.metadata.labels)
+    writer = ResultWriter(out, resume=resume, flush_every=kwargs.get("batch_size", 32), model=model)
+    require_files(folder, recursive)
     pending = ((p, e) for p, e in walk_files(folder, recursive) if not writer.is_done(p))
     t0 = time.perf_counter()
     with writer:

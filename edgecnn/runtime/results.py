@@ -122,6 +122,26 @@ def partial_path(out: Path) -> Path:
     return out.with_name(out.name + ".partial")
 
 
+def model_record_path(out: Path) -> Path:
+    """The hidden sidecar naming the model that wrote ``OUT`` / ``OUT.partial`` (what ``resume`` checks)."""
+    return out.with_name(f".{out.name}.model.json")
+
+
+def model_identity(model: str | Path, labels: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """A model as a results file records it: file name, a hash of its labels, the file's sha256 (no path).
+
+    Rows of two models must not mix in one file; a model fixed in place (same name, same labels, new
+    weights) may continue its own run, so the file's hash is recorded but not compared.
+    """
+    from edgecnn._fs import sha256_bytes, sha256_file
+
+    return {
+        "name": Path(model).name,
+        "labels_sha256": sha256_bytes("\n".join(labels).encode("utf-8")),
+        "sha256": sha256_file(model),
+    }
+
+
 def output_format(out: Path) -> str:
     suffix = out.suffix.lower()
     if suffix not in (".csv", ".jsonl"):
@@ -172,7 +192,9 @@ class ResultWriter:
         flush_every: rows between fsyncs (a killed run loses at most these, and resume redoes them).
     """
 
-    def __init__(self, out: str | Path, *, resume: bool = False, flush_every: int = 32) -> None:
+    def __init__(
+        self, out: str | Path, *, resume: bool = False, flush_every: int = 32, model: dict[str, str] | None = None
+    ) -> None:
         self.out = Path(out)
         self.format = output_format(self.out)
         self.partial = partial_path(self.out)
@@ -184,11 +206,33 @@ class ResultWriter:
             read_done_paths(self._resume_from, self.format) if self._resume_from is not None else (set(), 0)
         )
         self.resumed = len(self.done)
+        self.model = model  # model_identity(): resume refuses a file another model wrote
+        if self._resume_from is not None and self.model is not None:
+            self._check_same_model(self._resume_from)
         self.counts = {"ok": 0, "errors": 0}
         self.flush_every = max(1, flush_every)
         self._raw: IO[bytes] | None = None
         self._fh: io.TextIOWrapper | None = None
         self._since_flush = 0
+
+    def _check_same_model(self, resume_from: Path) -> None:
+        """Refuse to resume a results file that another model wrote (rows of two models would mix)."""
+        from edgecnn.errors import UsageError
+
+        try:
+            recorded = json.loads(model_record_path(self.out).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return  # written before models were recorded: nothing to compare
+        if not isinstance(recorded, dict) or self.model is None:
+            return
+        if all(recorded.get(k) == self.model[k] for k in ("name", "labels_sha256")):
+            return
+        what = "" if recorded.get("name") != self.model["name"] else " with other labels"
+        raise UsageError(
+            f"{resume_from}: written by model {recorded.get('name')}{what}, not {self.model['name']}; "
+            "classify into another file, or drop --resume to start over",
+            path=resume_from,
+        )
 
     def is_done(self, path: str) -> bool:
         """Whether ``path`` already has a row from an earlier (resumed) run."""
@@ -207,6 +251,10 @@ class ResultWriter:
         self._fh = io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", newline="")
         if self.format == "csv" and self._intact == 0:
             self._fh.write(",".join(CSV_FIELDS) + "\n")
+        if self.model is not None:
+            from edgecnn._fs import write_text_atomic
+
+            write_text_atomic(model_record_path(self.out), json.dumps(self.model) + "\n")
         return self
 
     def write(self, row: ClassifyRow) -> None:

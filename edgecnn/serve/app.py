@@ -54,6 +54,21 @@ class ModelEntry:
     batcher: Batcher
 
 
+def public_metadata(data: Any) -> Any:
+    """Metadata as clients see it: no local paths (keys naming a path are dropped, folders and absolute
+    paths in values shortened to their last part): models exported by older versions recorded some."""
+    if isinstance(data, dict):
+        return {k: public_metadata(v) for k, v in data.items() if "path" not in str(k).lower()}
+    if isinstance(data, list):
+        return [public_metadata(v) for v in data]
+    if isinstance(data, str):
+        if data.startswith("folder:"):
+            return "folder:" + Path(data.removeprefix("folder:")).name
+        if data.startswith(("/", "~")) or (len(data) > 2 and data[1:3] in (":\\", ":/")):
+            return Path(data).name
+    return data
+
+
 def model_name(path: str | Path) -> str:
     """A model's name in the URLs: its file name without ``.onnx``."""
     name = Path(path).name
@@ -275,9 +290,9 @@ class Server:
         clf = entry.classifier
         return {
             "name": entry.name,
-            "path": str(clf.path),
+            "file": clf.path.name,  # never the server's local path
             "providers": clf.providers,
-            "metadata": clf.metadata.to_dict(),
+            "metadata": public_metadata(clf.metadata.to_dict()),
             "batching": {"max_batch": self.config.max_batch, "max_delay_ms": self.config.max_delay_ms},
         }
 

@@ -52,9 +52,9 @@ class ServeConfig:
         for name in ("max_batch", "max_queue", "workers", "max_body_bytes", "top_k", "retry_after_s"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_delay_ms < 0:
+        if not 0 <= self.max_delay_ms < float("inf"):  # NaN too
             problems.append(f"max_delay_ms must be >= 0, got {self.max_delay_ms}")
-        if self.request_timeout_s <= 0:
+        if not 0 < self.request_timeout_s < float("inf"):
             problems.append(f"request_timeout_s must be > 0, got {self.request_timeout_s}")
         if self.threads is not None and self.threads < 1:
             problems.append(f"threads must be >= 1, got {self.threads}")

@@ -42,6 +42,14 @@ class TrainConfig:
             raise UsageError(f"--epochs must be >= 1, got {self.epochs}")
         if self.batch_size is not None and self.batch_size < 1:
             raise UsageError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.limit is not None and self.limit < 1:
+            raise UsageError(f"--limit must be >= 1, got {self.limit}")
+        if self.patience < 0:
+            raise UsageError(f"--patience must be >= 0, got {self.patience}")
+        if self.data is not None:
+            from edgecnn.data.sources import check_source
+
+            check_source(self.data)
         if not 0.0 < self.validation_split < 0.5:
             raise UsageError(f"--validation-split must be in (0, 0.5), got {self.validation_split}")
 

@@ -152,6 +152,7 @@ def test_model_failing_at_run_time_stops_with_exit_3_rows_kept(ray_cluster, tiny
     lines = out.read_text().splitlines(keepends=True)
     partial_path(out).write_text("".join(lines[:5]))
     out.unlink()
+    (tmp_path / ".r.jsonl.model.json").unlink()  # a partial file that names no model (or resume would refuse it)
     bad = fails_unless_batch_of(tmp_path, batch=1_000_003)  # no batch is that big: every run fails
     rc = ray_cluster.cli(str(root), "-m", str(bad), "-o", str(out), "--resume", "--ray", ray_cluster.address)
     assert rc.returncode == 3, rc.stderr
