@@ -56,7 +56,7 @@ def _write_fixtures(root: Path) -> None:
     """The files every example may name (copied from one prepared set: cheap)."""
     model = make_tiny_onnx(root / "tiny.onnx")
     for c, name in enumerate(("cat", "dog", "bird")):
-        for i in range(2):
+        for i in range(4):  # 12 images: calibration's minimum is 10
             write_png(root / "calib" / name / f"{i}.png", size=(8, 8), seed=10 * c + i)
     result = runner.invoke(app, ["quantize", str(model), "--calibration", f"folder:{root / 'calib'}", "--no-speed"])
     assert result.exit_code == 0, result.output
@@ -166,6 +166,8 @@ COMMANDS: dict[str, Command] = {
                 [f"folder:{CALIB}", CALIB, "nosuch", f"folder:{MISSING}", f"folder:{EMPTY}"]
             ),
             "--reduce-range": FLAG,
+            "--full-range": FLAG,
+            "--target": choice("portable", "x86-vnni", "x86-avx2", "arm64", "bogus"),
             "--speed": FLAG,
             "--samples": ints(-1, 12, 10_000),
             "--exclude-nodes": choice("nosuchnode", "", "a,b"),
@@ -225,6 +227,11 @@ COMMANDS: dict[str, Command] = {
             "--output": choice("softmax", "logits", "sigmoid", "relu"),
             "--color": choice("L", "RGB", "CMYK"),
             "--resize": choice("bilinear", "nearest", "bogus"),
+            "--preset": choice("torchvision", "inception", "caffe", "bogus"),
+            "--crop-mode": choice("squash", "center", "border", "x"),
+            "--crop-pct": floats("0.875", "1", "1.5"),
+            "--channel-order": choice("RGB", "BGR", "XYZ"),
+            "--fast-decode": FLAG,
         },
         fixed=[("--out", "@out:a.onnx"), ("--labels", "cat,dog,bird"), ("--layout", "NHWC"), ("--size", "8,8")],
     ),
@@ -234,8 +241,24 @@ COMMANDS: dict[str, Command] = {
             "--data": st.sampled_from(["nosuch", f"folder:{CALIB}", f"folder:{MISSING}"]),
             "--limit": ints(-4, 6),
             "--unsafe": FLAG,
+            "--split": floats("0.2", "0.5", "1.5"),
             "--json": outputs("p.json"),
         },
+    ),
+    "certify": Command(
+        args=[files(*GOOD_MODELS, *BAD_FILES)],
+        options={
+            "--reference": files(MODEL, MISSING, TEXT),
+            "--data": st.sampled_from(["random", "nosuch", f"folder:{CALIB}", f"folder:{MISSING}"]),
+            "--targets": choice("native", "x86-avx2", "native,x86-sse4", "x86-avx9", ""),
+            "--samples": ints(-2, 60, 500),
+            "--min-agreement": floats("0.98", "1", "1.5"),
+            "--prepare": FLAG,
+            "--json": outputs("c.json"),
+        },
+        # cheap by default: native only, a few samples (INCONCLUSIVE, exit 4, is a fine answer)
+        fixed=[("--targets", "native"), ("--data", "random"), ("--samples", "50"), ("--min-agreement", "0.98")],
+        cheap_args=[files(INT8, MODEL, *BAD_FILES)],
     ),
     "tune": Command(
         args=[files(*GOOD_MODELS, *BAD_FILES)],
@@ -376,7 +399,9 @@ def check_contract(call: Call, prepared: Path) -> None:
     assert seconds < SECONDS_PER_RUN, f"{seconds:.1f} s: {what}"
 
 
-FAST = ["classify", "quantize", "bench", "info", "annotate", "parity", "tune", "zoo", "export", "train", "serve"]
+FAST = [
+    "classify", "quantize", "bench", "info", "annotate", "parity", "tune", "zoo", "export", "train", "serve", "certify"
+]
 
 # the fast profile: bounded and seeded, a few seconds; the slow profile below draws far more
 @settings(
