@@ -43,7 +43,7 @@ def calib(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A labelled folder (one subfolder per class) for static INT8 calibration."""
     folder = tmp_path_factory.mktemp("calib")
     for c, name in enumerate(("cat", "dog", "bird")):
-        for i in range(2):
+        for i in range(4):  # 12 images: calibration's minimum is 10
             write_png(folder / name / f"{i}.png", size=(8, 8), seed=10 * c + i)
     return folder
 
@@ -258,7 +258,7 @@ def test_bench_finds_the_fp32_source_and_calibration_from_the_models_folder(
     args = ["bench", str(int8), "--baseline", "ort-int8", "--iterations", "3", "--warmup", "1", "--no-tuned"]
     result = runner.invoke(app, args, terminal_width=300)
     assert result.exit_code == 0, result.output
-    assert "quantize_static U8S8 of tiny.onnx on 6 samples" in result.stderr
+    assert "quantize_static U8S8 of tiny.onnx on 12 samples" in result.stderr
 
 
 def test_served_metadata_hides_local_paths() -> None:
