@@ -128,7 +128,8 @@ def test_full_range_weights_flip_on_avx2_and_portable_does_not(flip: dict[str, P
     assert (vnni_avx2 != fp32).mean() > 0.9  # AVX2 saturates the pair sums: the answer flips
     portable = [_run(flip["portable"], x, t, tmp_path) for t in ("native", "x86-avx2", "x86-sse4")]
     assert all((p.argmax(1) == fp32).all() for p in portable)
-    np.testing.assert_array_equal(portable[1], portable[2])  # not a quantum apart: the same outputs
+    # the float head's softmax may round differently per kernel (1e-10 here); no quantization step apart
+    np.testing.assert_allclose(portable[1], portable[2], rtol=0, atol=1e-6)
 
 
 def test_certify_passes_portable_on_avx2_and_writes_the_certificate(flip: dict[str, Path]) -> None:
