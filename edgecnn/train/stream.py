@@ -1,5 +1,6 @@
 """Model inputs made batch by batch from the small source pixels, so a 224×224 net never needs every image
-at 224×224 in memory: a ``keras.utils.PyDataset`` (Keras prefetches its batches in a worker thread)."""
+at 224×224 in memory: a ``keras.utils.PyDataset``, which Keras' TensorFlow backend wraps in a ``tf.data``
+pipeline with ``prefetch(AUTOTUNE)`` (the next batches are made while the step runs)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 from edgecnn.data.sources import Dataset, adapt
 from edgecnn.runtime.metadata import ModelMetadata
 
-# batches Keras keeps ready ahead of the step (each one batch at the model's input size, float32)
+# queue length should Keras use its own worker threads (it does with workers > 1; one worker: tf.data prefetches)
 PREFETCH = 2
 
 
