@@ -49,7 +49,7 @@ def shown(arch: str, limit: int | None, budget: str | None) -> str:
     return shlex.join(["nice", "-n", "5", "/usr/bin/time", "-v", *cmd])
 
 
-def parse_time_v(text: str) -> dict[str, float]:
+def parse_time_v(text: str) -> dict[str, Any]:
     """Peak RSS (bytes) and wall seconds from ``/usr/bin/time -v`` output."""
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", text)
@@ -58,7 +58,16 @@ def parse_time_v(text: str) -> dict[str, float]:
     seconds = 0.0
     for part in wall.group(1).split(":"):
         seconds = seconds * 60 + float(part)
-    return {"peak_rss_bytes": int(rss.group(1)) * 1024, "wall_seconds": seconds}
+    cpu = re.search(r"Percent of CPU this job got: (\d+)%", text)
+    user = re.search(r"User time \(seconds\): ([\d.]+)", text)
+    system = re.search(r"System time \(seconds\): ([\d.]+)", text)
+    return {
+        "peak_rss_bytes": int(rss.group(1)) * 1024,
+        "wall_seconds": seconds,
+        "cpu_percent": int(cpu.group(1)) if cpu else None,  # of one core: 200% is both cores of this machine
+        "user_seconds": float(user.group(1)) if user else None,
+        "system_seconds": float(system.group(1)) if system else None,
+    }
 
 
 def row(arch: str, limit: int | None, budget: str | None, log: str, report: dict[str, Any], cmd: str) -> dict[str, Any]:
@@ -72,6 +81,10 @@ def row(arch: str, limit: int | None, budget: str | None, log: str, report: dict
         "peak_rss_gb": round(timed["peak_rss_bytes"] / (1 << 30), 2),
         "report_peak_rss_bytes": report.get("peak_rss_bytes"),
         "wall_seconds": round(timed["wall_seconds"], 1),
+        "cpu_percent": timed["cpu_percent"],
+        "user_seconds": timed["user_seconds"],
+        "system_seconds": timed["system_seconds"],
+        "load_average_1min_at_end": round(os.getloadavg()[0], 1),
         "fit_seconds": round(report["seconds"], 1),
         "images_per_second": round(report["images_per_second"], 2) if report.get("images_per_second") else None,
         "batch_size": report.get("batch_size"),
@@ -115,17 +128,21 @@ def render(rows: list[dict[str, Any]]) -> str:
         "One epoch of `edgecnn train ARCH --data mnist5k --epochs 1` at the default 224×224 input, peak RSS from "
         "`/usr/bin/time -v`.",
         "",
-        "| net | training images | batch (why) | peak RSS | images/s | fit s | wall s | test acc | machine |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| net | training images | batch (why) | peak RSS | estimated | images/s | fit s | wall s | CPU | test acc |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['arch']} | {r['n_train']} (+{r['n_val']} val, {r['n_test']} test)"
             + (f", --limit {r['limit']}" if r["limit"] else ", full mnist5k")
-            + f" | {r['batch_size']} ({r['batch_reason']}) | **{r['peak_rss_gb']} GB** | {r['images_per_second']} | "
-            f"{r['fit_seconds']} | {r['wall_seconds']} | {r['test_accuracy']:.1%} | {r['machine']} |"
+            + f" | {r['batch_size']} ({r['batch_reason']}) | **{r['peak_rss_gb']} GB** | "
+            f"{(r.get('estimated_step_bytes') or 0) / (1 << 30):.2f} GB | {r['images_per_second']} | "
+            f"{r['fit_seconds']} | {r['wall_seconds']} | {r.get('cpu_percent', '?')}% | {r['test_accuracy']:.1%} |"
         )
-    lines += ["", "Commands:", ""] + [f"    {r['command']}" for r in rows] + [""]
+    machines = sorted({r["machine"] for r in rows})
+    lines += ["", "Machine: " + "; ".join(machines) + ".", ""]
+    lines += ["CPU is `/usr/bin/time -v`'s share of one core (200% = both cores of this machine).", ""]
+    lines += ["Commands:", ""] + [f"    {r['command']}" for r in rows] + [""]
     return "\n".join(lines)
 
 
