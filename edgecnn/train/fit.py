@@ -31,7 +31,7 @@ class TrainConfig:
     seed: int = 0
     augment: bool | None = None  # augmentation layers (inactive at inference); None: the architecture's default
     learning_rate: float | None = None
-    limit: int | None = None  # cap on training samples (smoke runs)
+    limit: int | None = None  # cap on training samples (smoke runs), spread evenly over the classes
     input_size: int | None = None  # square input of a keras.applications net (`edgecnn zoo` lists its options)
     alpha: float | None = None  # MobileNet width multiplier
     weights: str | None = None  # "imagenet": start from the ImageNet base (downloads once; needs a network)
@@ -135,7 +135,7 @@ def train(arch: str, out_dir: str | Path = "runs", config: TrainConfig | None = 
     from edgecnn import zoo
     from edgecnn._optional import require
     from edgecnn.data import Dataset, load_source, source_names
-    from edgecnn.data.sources import adapt, split_indices
+    from edgecnn.data.sources import adapt, sample_balanced, split_indices
     from edgecnn.export.keras_io import write_sidecar
     from edgecnn.runtime.preprocess import pixels_to_input
     from edgecnn.train import memory, stream
@@ -164,8 +164,9 @@ def train(arch: str, out_dir: str | Path = "runs", config: TrainConfig | None = 
         class_names=fit_parts[0].class_names,
     )
     del fit_parts
-    if config.limit is not None:
-        train_ds = train_ds.subset(np.arange(min(config.limit, len(train_ds))))
+    if config.limit is not None and config.limit < len(train_ds):
+        # spread over the classes: mnist5k is stored class by class, so its first 1,000 are digits 0-2 only
+        train_ds = sample_balanced(train_ds, config.limit, config.seed)
     test_ds = load_source(data, split="test", seed=config.seed, image_size=load_size, color_mode=load_color)
     if len(train_ds.class_names) != meta.num_classes:
         raise UsageError(
