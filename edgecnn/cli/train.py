@@ -16,7 +16,13 @@ def train_command(
     arch: Annotated[str, typer.Argument(help="Zoo architecture (see `edgecnn zoo`).")],
     data: Annotated[str | None, typer.Option(help="Data source: mnist5k, digits, mnist, folder:PATH, ...")] = None,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs (early stopping may end sooner).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Mini-batch size.")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Mini-batch size (default: the largest that fits --memory-budget).")
+    ] = None,
+    memory_budget: Annotated[
+        str | None,
+        typer.Option(help="Memory a training step may hold, e.g. 6GB or 512MB (default: a quarter of the machine)."),
+    ] = None,
     validation_split: Annotated[float, typer.Option(help="Fraction of training data held out.")] = 0.1,
     patience: Annotated[int, typer.Option(help="Early-stopping patience (epochs).")] = 4,
     seed: Annotated[int, typer.Option(help="Seed for splits and weights.")] = 0,
@@ -41,6 +47,7 @@ def train_command(
     """Train ARCH on a data source; writes .keras, history, curves, confusion matrix, misclassified grid."""
     from edgecnn import report
     from edgecnn.train import TrainConfig, train
+    from edgecnn.train.memory import human, parse_size
 
     config = TrainConfig(
         data=data,
@@ -54,6 +61,7 @@ def train_command(
         input_size=input_size,
         alpha=alpha,
         weights=weights,
+        memory_budget=parse_size(memory_budget) if memory_budget is not None else None,
     )
     result = train(arch, out, config)
     report.print_kv(
@@ -64,6 +72,12 @@ def train_command(
             ("epochs run", result.epochs_run),
             ("test accuracy", f"{result.test_accuracy:.2%}"),
             ("seconds", round(result.seconds, 1)),
+            ("images / s", f"{result.images_per_second:.1f}" if result.images_per_second else "-"),
+            ("batch size", f"{result.batch_size}: {result.batch_reason}"),
+            ("peak memory", f"{human(result.peak_rss_bytes or 0)} resident"),
+            ("memory budget", human(result.memory_budget_bytes or 0)),
+            ("precision", result.precision),
+            *(("warning", w) for w in result.warnings),
             *result.artefacts.items(),
         ],
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -323,3 +323,23 @@ def sample_balanced(ds: Dataset, n: int, seed: int = 0) -> Dataset:
                 chosen.append(int(idx[depth]))
         depth += 1
     return ds.subset(np.sort(np.array(chosen)), f"{ds.name}:balanced{n}")
+
+
+def iter_batches(
+    ds: Dataset,
+    batch_size: int,
+    *,
+    image_size: tuple[int, int] | None,
+    color_mode: str | None,
+    index: np.ndarray | None = None,
+    preprocess: PreprocessSpec | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Stream ``ds`` (optionally the rows ``index``, in that order) as (pixels, labels) batches of at most
+    ``batch_size``, each resized and converted with ``adapt`` on the fly: the source stays at its own (small)
+    size and only one batch at the model's size exists at a time."""
+    if batch_size < 1:
+        raise UsageError(f"batch size must be >= 1, got {batch_size}")
+    order = np.arange(len(ds)) if index is None else np.asarray(index)
+    for start in range(0, len(order), batch_size):
+        part = ds.subset(order[start : start + batch_size])
+        yield adapt(part, image_size=image_size, color_mode=color_mode, preprocess=preprocess).x, part.y

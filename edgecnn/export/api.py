@@ -183,6 +183,10 @@ def export_keras(src: Any, dst: str | Path | None = None, config: ExportConfig |
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     model, sidecar, name, sha = _load_source_model(src, config)
+    from edgecnn.export.budget import check_export_fits
+    from edgecnn.train.memory import machine_memory
+
+    check_export_fits(name, int(model.count_params()), machine_memory())  # before the conversion needs it
     meta = infer_metadata(model, sidecar, list(config.labels) if config.labels else None)
     source = {**_versions(config.opset), "keras_sha256": sha, "name": name}
     for key in ("zoo", "data", "test_accuracy"):
