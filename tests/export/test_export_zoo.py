@@ -143,7 +143,7 @@ def test_convnext_quantizes_to_int8_and_fp16(convnext_export: tuple[Any, Any], t
         for i in range(2):
             pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(tmp_path / "calib" / f"class_{label}" / f"{i}.png")
-    x = rng.random((32, 32, 32, 3), dtype=np.float32) * 255
+    x = rng.random((200, 32, 32, 3), dtype=np.float32) * 255  # FP16's 99.5% bar needs 200 samples to resolve
     reference = Classifier(fp32)
 
     fp16 = quantize(fp32, tmp_path / "convnext.fp16.onnx", QuantizeConfig.fp16(), measure_speed=False)
@@ -153,8 +153,8 @@ def test_convnext_quantizes_to_int8_and_fp16(convnext_export: tuple[Any, Any], t
     int8_config = QuantizeConfig.int8()
     int8 = quantize(fp32, tmp_path / "c.int8.onnx", int8_config, calibration=tmp_path / "calib", measure_speed=False)
     probs = Classifier(int8.path)(x)
-    assert probs.shape == (32, 10) and np.isfinite(probs).all()
-    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=0.05)  # a QLinearSoftmax: 1/256 steps
+    assert probs.shape == (200, 10) and np.isfinite(probs).all()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)  # the output head stays float: real sums
     assert int8.coverage["quantized"] > 0, int8.coverage
     int8_result = compare(reference, Classifier(int8.path), x, bars=ParityBars.for_mode("int8"))
     print(f"fp16 vs fp32: {result.summary()}; int8 vs fp32: {int8_result.summary()}; {int8.coverage['quantized_ops']}")
