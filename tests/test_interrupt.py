@@ -78,13 +78,13 @@ main()
 @pytest.mark.slow
 def test_kill_9_while_quantize_writes_keeps_the_previous_model(tmp_path: Path) -> None:
     model = make_tiny_onnx(tmp_path / "m.onnx")
-    for i in range(9):
+    for i in range(12):  # calibration's minimum is 10 images
         write_png(tmp_path / "calib" / ("cat", "dog", "bird")[i % 3] / f"{i}.png", seed=i)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     target = out_dir / "m.int8.onnx"
     target.write_bytes(b"previous")
-    args = ["quantize", str(model), "-o", str(target), "--calibration", str(tmp_path / "calib"), "--samples", "9"]
+    args = ["quantize", str(model), "-o", str(target), "--calibration", str(tmp_path / "calib"), "--samples", "12"]
     proc = subprocess.Popen(
         [sys.executable, "-c", _THROTTLED_CLI, *args, "--no-speed"],
         stdout=subprocess.DEVNULL,
