@@ -113,6 +113,24 @@ def _cat_dog_folder(root: Path, per_class: int = 30, size: int = 64) -> Path:
     return root
 
 
+def _copy_export(src: Path, dst: Path, keras: Path) -> None:
+    """Copy an export; its metadata records its Keras source relative to its own folder, so say where the
+    copied Keras model lies relative to the copy (as an export made here would)."""
+    import json
+    import os
+
+    import onnx
+
+    model = onnx.load(str(src))
+    for prop in model.metadata_props:
+        if prop.key == "edgecnn.source":
+            source = json.loads(prop.value)
+            source["keras_path"] = os.path.relpath(keras, dst.parent)
+            prop.value = json.dumps(source, sort_keys=True)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(model, str(dst))
+
+
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory, mnist_trained, mnist_onnx: Path) -> Path:  # type: ignore[no-untyped-def]
     """A folder holding everything ``PLACEHOLDERS`` lists."""
@@ -135,8 +153,8 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory, mnist_trained, mnist_onnx:
     for f in mnist_trained.out_dir.iterdir():
         if f.is_file():
             shutil.copy(f, runs / f.name)
-    shutil.copy(mnist_onnx, exported / "mnist-cnn.onnx")
-    shutil.copy(mnist_onnx, exported / "m.onnx")
+    for name in ("mnist-cnn.onnx", "m.onnx"):  # the session's export, pointed at its Keras model's copy here
+        _copy_export(mnist_onnx, exported / name, runs / "mnist-cnn.keras")
     quantize(
         exported / "m.onnx", exported / "m.int8.onnx", QuantizeConfig.int8(), calibration=ROOT / "calibration" / "mnist"
     )
