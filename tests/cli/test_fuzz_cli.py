@@ -298,6 +298,7 @@ COMMANDS: dict[str, Command] = {
             "--epochs": ints(-1, 2),
             "--batch-size": ints(-1, 2),
             "--validation-split": floats("0.1", "0.6"),
+            "--memory-budget": choice("4GB", "512MB", "1KB", "0", "lots", "-2GB"),
             "--patience": ints(-2, 2),
             "--limit": ints(-4, 2),
             "--input-size": ints(-1, 2),
