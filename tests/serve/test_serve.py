@@ -8,15 +8,15 @@ import json
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 from _hostile import hostile_folder
-from _servers import RunningServer, make_slow_onnx, running_server
+from _servers import RunningServer, running_server
 from conftest import make_tiny_onnx, write_png
 
 from edgecnn import Classifier
@@ -204,64 +204,81 @@ def test_missing_extra_names_the_pip_line(tmp_path: Path, models: dict[str, Path
     assert "pip install 'edgecnn[serve]'" in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
 
-# -- a slow model: the queue limit and the SIGTERM drain ------------------------------------------
-@pytest.fixture(scope="module")
-def slow_model(workdir: Path) -> Path:
-    return make_slow_onnx(workdir / "slow.onnx")
+# -- requests held in flight (a gate the test opens): the queue limit, the SIGTERM drain, timeouts ----
+@pytest.fixture
+def gate(tmp_path: Path) -> Iterator[Path]:
+    """Closed (the file exists) until the test removes it: model runs wait, requests stay in flight."""
+    path = tmp_path / "gate"
+    path.touch()
+    yield path
+    path.unlink(missing_ok=True)  # never leave a server's batch waiting when a test fails
 
 
-def _burst(url: str, n: int, body: bytes) -> list[httpx.Response]:
-    with httpx.Client(timeout=60) as client, ThreadPoolExecutor(n) as pool:
-        return list(pool.map(lambda _: client.post(url, content=body), range(n)))
+def _until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
+        time.sleep(0.005)
 
 
-@pytest.mark.slow
-def test_full_queue_answers_503_at_once(slow_model: Path, workdir: Path) -> None:
+def _burst(url: str, n: int, body: bytes) -> list[Future[httpx.Response]]:
+    """``n`` POSTs started at once; their futures (the pool shuts down when they are all answered)."""
+    client = httpx.Client(timeout=60)
+    pool = ThreadPoolExecutor(n)
+    futures = [pool.submit(client.post, url, content=body) for _ in range(n)]
+    pool.shutdown(wait=False)
+    return futures
+
+
+def test_full_queue_answers_503_at_once(models: dict[str, Path], workdir: Path, gate: Path) -> None:
     png = write_png(workdir / "q.png").read_bytes()
-    with running_server([slow_model], "--max-batch", "1", "--max-queue", "2", log_dir=workdir) as srv:
-        answers = _burst(srv.url + "/v1/classify", 24, png)
-        codes = [r.status_code for r in answers]
-        assert set(codes) <= {200, 503} and codes.count(503) > 0 and codes.count(200) >= 2, codes
-        refused = next(r for r in answers if r.status_code == 503)
-        assert refused.headers["Retry-After"] == "1" and "limit 2" in refused.json()["error"]
-        assert (
-            refused.elapsed.total_seconds()
-            < min(r.elapsed.total_seconds() for r in answers if r.status_code == 200) + 5
-        )
-        assert httpx.post(srv.url + "/v1/classify", content=png, timeout=60).status_code == 200
-        assert 'edgecnn_errors_total{kind="queue_full"}' in srv.metrics()
+    url = "/v1/classify"
+    with running_server([models["tiny"]], "--max-batch", "1", "--max-queue", "2", log_dir=workdir, gate=gate) as srv:
+        depth = 'edgecnn_queue_depth{model="tiny"}'
+        running = _burst(srv.url + url, 1, png)  # one batch of one, held at the gate
+        _until(lambda: srv.gauge("edgecnn_requests_in_flight") == 1 and srv.gauge(depth) == 0, "one batch running")
+        queued = _burst(srv.url + url, 2, png)
+        _until(lambda: srv.gauge(depth) == 2, "two samples queued behind it")
+        refused = [f.result() for f in _burst(srv.url + url, 9, png)]  # answered while the gate is still closed
+        assert [r.status_code for r in refused] == [503] * 9, [r.text for r in refused]
+        assert refused[0].headers["Retry-After"] == "1" and "limit 2" in refused[0].json()["error"]
+        assert not any(f.done() for f in running + queued)
+        gate.unlink()
+        assert [f.result().status_code for f in running + queued] == [200] * 3
+        assert httpx.post(srv.url + url, content=png, timeout=60).status_code == 200
+        assert 'edgecnn_errors_total{kind="queue_full"} 9' in srv.metrics()
 
 
-@pytest.mark.slow
-def test_sigterm_drains_requests_in_flight_then_exits_0(slow_model: Path, workdir: Path) -> None:
+def test_sigterm_drains_requests_in_flight_then_exits_0(models: dict[str, Path], workdir: Path, gate: Path) -> None:
     png = write_png(workdir / "s.png").read_bytes()
-    clf = Classifier(slow_model)
-    want = clf.predict(workdir / "s.png").to_dict()
-    with running_server([slow_model], "--max-batch", "2", "--max-delay-ms", "1", log_dir=workdir) as srv:
-        results: list[httpx.Response] = []
-        together = threading.Barrier(6)
-
-        def send() -> None:
-            with httpx.Client(timeout=60) as client:
-                client.get(srv.url + "/v2/health/live")  # connected before the race starts
-                together.wait()
-                results.append(client.post(srv.url + "/v1/classify", content=png))
-
-        threads = [threading.Thread(target=send) for _ in range(6)]
-        for t in threads:
-            t.start()
-        deadline = time.monotonic() + 10
-        while srv.gauge("edgecnn_requests_in_flight") < 6 and time.monotonic() < deadline:
-            time.sleep(0.005)  # all six received; two at a time run, the others wait in the queue
-        assert srv.gauge("edgecnn_requests_in_flight") == 6, "the requests finished before SIGTERM: a slower model"
+    want = Classifier(models["tiny"]).predict(workdir / "s.png").to_dict()
+    with running_server([models["tiny"]], "--max-batch", "2", log_dir=workdir, gate=gate) as srv:
+        burst = _burst(srv.url + "/v1/classify", 6, png)
+        _until(lambda: srv.gauge("edgecnn_requests_in_flight") == 6, "six requests in flight")
         srv.process.send_signal(signal.SIGTERM)
-        for t in threads:
-            t.join(60)
+        _until(lambda: "Shutting down" in srv.log.read_text(), "uvicorn begins its shutdown")
+        assert not any(f.done() for f in burst)  # shutdown began with all six in flight
+        gate.unlink()
+        results = [f.result() for f in burst]
         assert srv.process.wait(60) == 0, srv.log.read_text()
     assert [r.status_code for r in results] == [200] * 6, [r.text for r in results]
     assert all(r.json() == want for r in results)
     log = srv.log.read_text()
     assert "Application shutdown complete" in log, log
+
+
+def test_a_request_past_its_timeout_is_504_and_the_server_goes_on(
+    models: dict[str, Path], workdir: Path, gate: Path
+) -> None:
+    png = write_png(workdir / "t.png").read_bytes()
+    with running_server([models["tiny"]], "--timeout", "0.05", log_dir=workdir, gate=gate) as srv:
+        answers = [f.result() for f in _burst(srv.url + "/v1/classify", 6, png)]  # held past their timeout
+        assert [r.status_code for r in answers] == [504] * 6, [r.text for r in answers]
+        assert {r.json()["kind"] for r in answers} == {"timeout"}
+        gate.unlink()
+        assert httpx.get(srv.url + "/v2/health/ready", timeout=10).status_code == 200
+        assert httpx.post(srv.url + "/v1/classify", content=png, timeout=60).status_code == 200
+        assert 'edgecnn_errors_total{kind="timeout"} 6' in srv.metrics()
 
 
 @pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
@@ -278,17 +295,6 @@ def test_api_builds_an_app_without_binding(models: dict[str, Path]) -> None:
             ),
         )
         assert r.status_code == 200 and r.json()["outputs"][0]["shape"] == [2, 3]
-
-
-@pytest.mark.slow
-def test_a_request_past_its_timeout_is_504_and_the_server_goes_on(slow_model: Path, workdir: Path) -> None:
-    png = write_png(workdir / "t.png").read_bytes()
-    with running_server([slow_model], "--timeout", "0.02", log_dir=workdir) as srv:
-        answers = _burst(srv.url + "/v1/classify", 6, png)  # several time out while queued behind each other
-        assert [r.status_code for r in answers] == [504] * 6, [r.text for r in answers]
-        assert {r.json()["kind"] for r in answers} == {"timeout"}
-        assert httpx.get(srv.url + "/v2/health/ready", timeout=10).status_code == 200
-        assert 'edgecnn_errors_total{kind="timeout"}' in srv.metrics()
 
 
 def test_v2_binary_tensor_size_is_checked(models: dict[str, Path]) -> None:
