@@ -28,7 +28,9 @@ def _required(name: str) -> bool:
     return os.environ.get(name, "") not in ("", "0")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _group_for_xdist(items)
     if _required("EDGECNN_REQUIRE_TF") and not HAS_TF:
         raise pytest.UsageError("EDGECNN_REQUIRE_TF=1 but TensorFlow/tf2onnx cannot be found")
     if _required("EDGECNN_REQUIRE_RAY") and not HAS_RAY:
@@ -50,6 +52,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_gpu)
         if "needs_ray" in item.keywords and not HAS_RAY:
             item.add_marker(skip_ray)
+
+
+def _group_for_xdist(items: list[pytest.Item]) -> None:
+    """Under ``--dist loadgroup`` (README's test command) a group runs on one worker, in order: each test module
+    is a group, so that its module-scoped fixtures (a trained net, a server) are built once; a module that names
+    ``XDIST_SPLIT_BY`` (a parametrized fixture) is split by that parameter; an explicit ``xdist_group`` wins."""
+    for item in items:
+        if any(item.iter_markers("xdist_group")):
+            continue
+        module = getattr(item, "module", None)
+        group = item.nodeid.split("::")[0]
+        split_by = getattr(module, "XDIST_SPLIT_BY", None)
+        callspec = getattr(item, "callspec", None)
+        if split_by and callspec is not None and split_by in callspec.params:
+            group += f"[{callspec.params[split_by]}]"
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 # -- shared fixtures -----------------------------------------------------------------------------

