@@ -188,3 +188,43 @@ def test_block_runs_as_written(block: Block, sandbox: Path) -> None:
     assert proc.returncode == 0, (
         f"{block.name} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     )
+
+
+def _edgecnn_calls(code: str) -> list[list[str]]:
+    """The ``edgecnn …`` command lines of a bash block, as argument lists (continuations joined, comments off)."""
+    import shlex
+
+    calls = []
+    for line in code.replace("\\\n", " ").splitlines():
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError:  # an unbalanced quote belongs to a heredoc or a string spanning lines: not a call
+            continue
+        call: list[str] = []
+        for word in [*words, ";"]:
+            if word in ("&&", "||", ";", "|", "&"):
+                if call[:1] == ["edgecnn"]:
+                    calls.append(call[1:])
+                call = []
+            else:
+                call.append(word)
+    return calls
+
+
+@pytest.mark.parametrize("block", ALL_BLOCKS, ids=[b.name for b in ALL_BLOCKS])
+def test_every_edgecnn_call_names_a_command_and_options_it_has(block: Block) -> None:
+    """Cheap, for every block (skipped or run): a renamed command or option fails here by name."""
+    import typer.main
+
+    from edgecnn.cli import app
+
+    group = typer.main.get_command(app)
+    for args in _edgecnn_calls(block.code) if block.lang == "bash" else []:
+        if not args or args[0].startswith("-"):
+            assert not args or args[0] in ("--help", "--version"), f"{block.name}: edgecnn {' '.join(args)}"
+            continue
+        command = group.commands.get(args[0])  # type: ignore[attr-defined]
+        assert command is not None, f"{block.name}: no command `edgecnn {args[0]}`"
+        known = {opt for p in command.params for opt in (*p.opts, *p.secondary_opts)} | {"--help"}
+        used = {a.split("=")[0] for a in args[1:] if a.startswith("-") and a != "-"}
+        assert used <= known, f"{block.name}: `edgecnn {args[0]}` has no {sorted(used - known)}"
