@@ -57,16 +57,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _group_for_xdist(items: list[pytest.Item]) -> None:
     """Under ``--dist loadgroup`` (README's test command) a group runs on one worker, in order: each test module
     is a group, so that its module-scoped fixtures (a trained net, a server) are built once; a module that names
-    ``XDIST_SPLIT_BY`` (a parametrized fixture) is split by that parameter; an explicit ``xdist_group`` wins."""
+    ``XDIST_SPLIT_BY`` (parameters, of its tests or of a parametrized fixture) is split by their values; an
+    explicit ``xdist_group`` wins."""
     for item in items:
         if any(item.iter_markers("xdist_group")):
             continue
-        module = getattr(item, "module", None)
         group = item.nodeid.split("::")[0]
-        split_by = getattr(module, "XDIST_SPLIT_BY", None)
-        callspec = getattr(item, "callspec", None)
-        if split_by and callspec is not None and split_by in callspec.params:
-            group += f"[{callspec.params[split_by]}]"
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        for name in getattr(getattr(item, "module", None), "XDIST_SPLIT_BY", ()):
+            if name in params:
+                group += f"[{params[name]}]"
         item.add_marker(pytest.mark.xdist_group(group))
 
 

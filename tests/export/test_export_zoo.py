@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,21 @@ from edgecnn.runtime.inspect import describe_model
 from edgecnn.runtime.metadata import OutputKind
 
 pytestmark = pytest.mark.needs_tf
+XDIST_SPLIT_BY = ("name", "family")  # one export a test worker's unit (tests/conftest.py)
+CONVNEXT = "tests/export/test_export_zoo.py[convnext]"  # the family test and the one sharing its export
+
+
+@pytest.fixture(autouse=True)
+def _free_keras_state() -> Iterator[None]:
+    """Each export builds a fresh net: drop Keras' global graph state afterwards, or a worker's memory grows
+    with every family it exports."""
+    yield
+    import gc
+
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
 
 
 # the keras.applications nets export at 32×32 in tests/zoo/test_applications.py (and per family below)
@@ -129,6 +145,7 @@ def test_keras_applications_family_exports(family: str, tmp_path: Path, request:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group(CONVNEXT)
 def test_convnext_quantizes_to_int8_and_fp16(convnext_export: tuple[Any, Any], tmp_path: Path) -> None:
     """ConvNeXt's exported graph (Erf GELU, grouped Conv, LayerNorm) goes through INT8 and FP16 like the others."""
     from PIL import Image
