@@ -32,23 +32,14 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from edgecnn.data.synthetic import write_tinted_folder
+
 ROOT = Path(__file__).resolve().parents[1]
 MODES = {
     "on": ["--max-batch", "32", "--max-delay-ms", "2"],
     "off": ["--max-batch", "1"],
     "off-w2": ["--max-batch", "1", "--workers", "2"],
 }
-
-
-def _cat_dog_folder(root: Path, per_class: int = 24, size: int = 64) -> Path:
-    rng = np.random.default_rng(0)
-    for label, tint in (("cat", (200, 120, 60)), ("dog", (60, 120, 200))):
-        for i in range(per_class):
-            arr = np.clip(rng.normal(tint, 40, (size, size, 3)), 0, 255).astype(np.uint8)
-            path = root / label / f"{label}{i:02d}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(arr).save(path)
-    return root
 
 
 def prepare_models(folder: Path) -> dict[str, Path]:
@@ -61,7 +52,7 @@ def prepare_models(folder: Path) -> dict[str, Path]:
     from edgecnn.train import TrainConfig, train
 
     folder.mkdir(parents=True, exist_ok=True)
-    cats = _cat_dog_folder(folder / "cats")
+    cats = write_tinted_folder(folder / "cats", per_class=24)
     for arch, data, calib in (
         ("mnist-cnn", "mnist5k", ROOT / "calibration" / "mnist"),
         ("catsdogs-cnn", f"folder:{cats}", cats),

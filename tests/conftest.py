@@ -89,18 +89,17 @@ def make_tiny_onnx(
 ) -> Path:
     """A real, tiny NHWC convnet built with onnx.helper (no TensorFlow): Transpose, Conv, Relu,
     GlobalAveragePool, Flatten, Gemm, then Softmax / Sigmoid / nothing (logits)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from _onnx import build_model, save_model, tensor, value
+    from onnx import helper
 
     from edgecnn.runtime.metadata import ColorMode, InputSpec, Layout, ModelMetadata, OutputKind, PreprocessSpec
-    from edgecnn.runtime.metadata import embed_metadata as embed
 
     rng = np.random.default_rng(seed)
     k = 1 if output == "sigmoid" else len(labels)
-    w = numpy_helper.from_array(rng.normal(0, 0.5, (4, channels, 3, 3)).astype(np.float32), "w")
-    b = numpy_helper.from_array(rng.normal(0, 0.1, (4,)).astype(np.float32), "b")
-    fc = numpy_helper.from_array(rng.normal(0, 1.0, (4, k)).astype(np.float32), "fc")
-    fcb = numpy_helper.from_array(rng.normal(0, 0.1, (k,)).astype(np.float32), "fcb")
+    w = tensor("w", rng.normal(0, 0.5, (4, channels, 3, 3)), np.float32)
+    b = tensor("b", rng.normal(0, 0.1, (4,)), np.float32)
+    fc = tensor("fc", rng.normal(0, 1.0, (4, k)), np.float32)
+    fcb = tensor("fcb", rng.normal(0, 0.1, (k,)), np.float32)
     nodes = [
         helper.make_node("Transpose", ["input"], ["nchw"], perm=[0, 3, 1, 2]),
         helper.make_node("Conv", ["nchw", "w", "b"], ["conv"], pads=[1, 1, 1, 1]),
@@ -113,46 +112,33 @@ def make_tiny_onnx(
         nodes.append(helper.make_node("Softmax", ["logits"], ["output"], axis=1))
     elif output == "sigmoid":
         nodes.append(helper.make_node("Sigmoid", ["logits"], ["output"]))
-    graph = helper.make_graph(
-        nodes,
-        "tiny",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", size, size, channels])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", k])],
-        [w, b, fc, fcb],
+    meta = ModelMetadata(
+        labels=labels if output != "sigmoid" else labels[:2],
+        input=InputSpec("input", Layout.NHWC, size, size, channels),
+        preprocess=PreprocessSpec(color_mode=ColorMode.RGB if channels == 3 else ColorMode.L),
+        output=OutputKind(output),
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="edgecnn-tests")
-    model.ir_version = 8
-    if with_metadata:
-        meta = ModelMetadata(
-            labels=labels if output != "sigmoid" else labels[:2],
-            input=InputSpec("input", Layout.NHWC, size, size, channels),
-            preprocess=PreprocessSpec(color_mode=ColorMode.RGB if channels == 3 else ColorMode.L),
-            output=OutputKind(output),
-        )
-        embed(model, meta)
-    onnx.checker.check_model(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save_model(model, str(path))
-    return path
+    inputs, outputs = [value("input", ["batch", size, size, channels])], [value("output", ["batch", k])]
+    model = build_model(nodes, inputs, outputs, [w, b, fc, fcb], name="tiny", metadata=meta if with_metadata else None)
+    return save_model(model, path)
 
 
 def make_nan_onnx(path: Path, *, threshold: float = 0.2, size: int = 8, always: bool = False) -> Path:
     """A real 3-class grayscale model that answers NaN for dark images, data-dependently: a ``Sqrt`` of
     (mean pixel - ``threshold``) joins the logits, so every image whose mean (0..1) is below it gets NaN
     (``always``: a threshold above any image, NaN for every input)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from _onnx import build_model, save_model, tensor, value
+    from onnx import helper
 
     from edgecnn.runtime.metadata import ColorMode, InputSpec, Layout, ModelMetadata, OutputKind, PreprocessSpec
-    from edgecnn.runtime.metadata import embed_metadata as embed
 
     rng = np.random.default_rng(0)
     k = 3
     inits = [
-        numpy_helper.from_array(rng.normal(0, 1.0, (size * size, k)).astype(np.float32), "w"),
-        numpy_helper.from_array(np.array([2.0 if always else threshold], np.float32), "c"),
-        numpy_helper.from_array(np.array([-1, size * size], np.int64), "flat_shape"),
-        numpy_helper.from_array(np.array([1.0, 0.0, -1.0], np.float32), "dir"),
+        tensor("w", rng.normal(0, 1.0, (size * size, k)), np.float32),
+        tensor("c", [2.0 if always else threshold], np.float32),
+        tensor("flat_shape", [-1, size * size], np.int64),
+        tensor("dir", [1.0, 0.0, -1.0], np.float32),
     ]
     nodes = [
         helper.make_node("Reshape", ["input", "flat_shape"], ["flat"], name="flatten"),
@@ -164,26 +150,14 @@ def make_nan_onnx(path: Path, *, threshold: float = 0.2, size: int = 8, always: 
         helper.make_node("Add", ["mm", "bump"], ["logits"], name="logits"),
         helper.make_node("Softmax", ["logits"], ["output"], axis=1, name="softmax"),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "nan_for_dark",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", size, size, 1])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", k])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="edgecnn-tests")
-    model.ir_version = 8
     meta = ModelMetadata(
         labels=("a", "b", "c"),
         input=InputSpec("input", Layout.NHWC, size, size, 1),
         preprocess=PreprocessSpec(color_mode=ColorMode.L),
         output=OutputKind.softmax,
     )
-    embed(model, meta)
-    onnx.checker.check_model(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save_model(model, str(path))
-    return path
+    inputs, outputs = [value("input", ["batch", size, size, 1])], [value("output", ["batch", k])]
+    return save_model(build_model(nodes, inputs, outputs, inits, name="nan_for_dark", metadata=meta), path)
 
 
 def write_gray(path: Path, value: int, size: int = 8) -> Path:

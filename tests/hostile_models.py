@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from _onnx import build_model, tensor, value
 from conftest import make_tiny_onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 
 def _load(path: Path) -> onnx.ModelProto:
@@ -34,10 +35,11 @@ def _set_meta(model: onnx.ModelProto, key: str, value: str) -> None:
     entry.key, entry.value = key, value
 
 
-def _edit_meta(path: Path, key: str, edit: Callable[[dict], None]) -> Path:
+def _edit_meta(path: Path, key: str, **changes: object) -> Path:
+    """Change fields of one JSON metadata value in place (``edgecnn.input``'s layout, say), past the contract."""
     model = _load(path)
     value = json.loads(next(p.value for p in model.metadata_props if p.key == key))
-    edit(value)
+    value.update(changes)
     _set_meta(model, key, json.dumps(value))
     return _save(model, path)
 
@@ -59,62 +61,45 @@ def labels_vs_symbolic_output(folder: Path) -> Path:
 
 
 def nchw_metadata_nhwc_graph(folder: Path) -> Path:
-    path = make_tiny_onnx(folder / "layout.onnx")
-
-    def edit(spec: dict) -> None:
-        spec["layout"] = "NCHW"
-
-    return _edit_meta(path, "edgecnn.input", edit)
+    return _edit_meta(make_tiny_onnx(folder / "layout.onnx"), "edgecnn.input", layout="NCHW")
 
 
 def two_graph_inputs(folder: Path) -> Path:
     path = make_tiny_onnx(folder / "two_inputs.onnx")
     model = _load(path)
-    model.graph.input.append(helper.make_tensor_value_info("extra", TensorProto.FLOAT, ["batch", 4]))
+    model.graph.input.append(value("extra", ["batch", 4]))
     return _save(model, path)
 
 
-def _vector_model(path: Path, features: int = 16, labels: tuple[str, ...] = ("a", "b", "c")) -> onnx.ModelProto:
+def _vector_model(path: Path, layout: str, height: int, width: int, features: int = 16) -> Path:
+    """A (N, ``features``) softmax model over labels a, b, c whose metadata claims ``layout`` H×W×1 input."""
+    labels = ("a", "b", "c")
     rng = np.random.default_rng(0)
-    w = numpy_helper.from_array(rng.normal(0, 1, (features, len(labels))).astype(np.float32), "w")
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["input", "w"], ["z"]), helper.make_node("Softmax", ["z"], ["output"], axis=1)],
-        "vector",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", features])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", len(labels)])],
-        [w],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    _set_meta(model, "edgecnn.labels", json.dumps(list(labels)))
-    _set_meta(model, "edgecnn.output", json.dumps("softmax"))
-    _set_meta(model, "edgecnn.preprocess", json.dumps({"color_mode": "L", "scale": 1.0}))
-    return model
+    w = tensor("w", rng.normal(0, 1, (features, len(labels))), np.float32)
+    nodes = [helper.make_node("MatMul", ["input", "w"], ["z"]), helper.make_node("Softmax", ["z"], ["output"], axis=1)]
+    spec = {"name": "input", "layout": layout, "height": height, "width": width, "channels": 1, "dtype": "float32"}
+    props = {  # raw keys: what the metadata contract itself would refuse to write
+        "edgecnn.labels": json.dumps(list(labels)),
+        "edgecnn.output": json.dumps("softmax"),
+        "edgecnn.preprocess": json.dumps({"color_mode": "L", "scale": 1.0}),
+        "edgecnn.input": json.dumps(spec),
+    }
+    inputs, outputs = [value("input", ["batch", features])], [value("output", ["batch", len(labels)])]
+    return _save(build_model(nodes, inputs, outputs, [w], name="vector", props=props), path)
 
 
 def rank2_claims_image(folder: Path) -> Path:
     """A (N, 16) feature model whose metadata says it takes 4×4 grayscale images."""
-    model = _vector_model(folder / "rank2.onnx")
-    spec = {"name": "input", "layout": "NHWC", "height": 4, "width": 4, "channels": 1, "dtype": "float32"}
-    _set_meta(model, "edgecnn.input", json.dumps(spec))
-    return _save(model, folder / "rank2.onnx")
+    return _vector_model(folder / "rank2.onnx", "NHWC", 4, 4)
 
 
 def feature_vector_model(folder: Path) -> Path:
     """An honest (N, 16) feature model (layout NC): predict_proba serves it, classify refuses it."""
-    model = _vector_model(folder / "vector.onnx")
-    spec = {"name": "input", "layout": "NC", "height": 1, "width": 16, "channels": 1, "dtype": "float32"}
-    _set_meta(model, "edgecnn.input", json.dumps(spec))
-    return _save(model, folder / "vector.onnx")
+    return _vector_model(folder / "vector.onnx", "NC", 1, 16)
 
 
 def float16_metadata_float32_graph(folder: Path) -> Path:
-    path = make_tiny_onnx(folder / "dtype.onnx")
-
-    def edit(spec: dict) -> None:
-        spec["dtype"] = "float16"
-
-    return _edit_meta(path, "edgecnn.input", edit)
+    return _edit_meta(make_tiny_onnx(folder / "dtype.onnx"), "edgecnn.input", dtype="float16")
 
 
 def sigmoid_metadata_two_units(folder: Path) -> Path:
@@ -149,13 +134,13 @@ def external_data_outside(folder: Path) -> Path:
     """An initializer whose external data points at ``../secret.bin`` (a FIFO: reading it would hang)."""
     path = make_tiny_onnx(folder / "external.onnx")
     model = _load(path)
-    tensor = next(t for t in model.graph.initializer if t.name == "fc")
-    tensor.ClearField("raw_data")
-    tensor.ClearField("float_data")
-    tensor.data_location = TensorProto.EXTERNAL
-    for key, value in (("location", "../secret.bin"), ("offset", "0"), ("length", "48")):
-        entry = tensor.external_data.add()
-        entry.key, entry.value = key, value
+    fc = next(t for t in model.graph.initializer if t.name == "fc")
+    fc.ClearField("raw_data")
+    fc.ClearField("float_data")
+    fc.data_location = TensorProto.EXTERNAL
+    for key, text in (("location", "../secret.bin"), ("offset", "0"), ("length", "48")):
+        entry = fc.external_data.add()
+        entry.key, entry.value = key, text
     return _save(model, path)
 
 
@@ -185,8 +170,7 @@ def fails_unless_batch_of(folder: Path, batch: int = 4, name: str = "fails.onnx"
     model = _load(path)
     gemm = next(n for n in model.graph.node if n.op_type == "Gemm")
     gemm.output[0] = "gemm_out"
-    shape = numpy_helper.from_array(np.array([batch, 3], np.int64), "fixed_shape")
-    model.graph.initializer.append(shape)
+    model.graph.initializer.append(tensor("fixed_shape", [batch, 3], np.int64))
     model.graph.node.insert(
         list(model.graph.node).index(gemm) + 1, helper.make_node("Reshape", ["gemm_out", "fixed_shape"], ["logits"])
     )

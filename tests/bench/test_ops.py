@@ -7,36 +7,29 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from _onnx import build_model, tensor, value
 from conftest import make_tiny_onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from edgecnn.bench.ops import OpCount, Peak, count_macs, fraction_of_peak, measure_peak
 
-F = TensorProto.FLOAT
-
 
 def _model(nodes, inputs, outputs, inits, *, ms: bool = False) -> onnx.ModelProto:  # type: ignore[no-untyped-def]
-    graph = helper.make_graph(nodes, "t", inputs, outputs, inits)
-    opsets = [helper.make_opsetid("", 17)] + ([helper.make_opsetid("com.microsoft", 1)] if ms else [])
-    model = helper.make_model(graph, opset_imports=opsets)
-    model.ir_version = 8
-    return model
+    """Unchecked: most outputs leave their shape unknown, which is what count_macs must infer."""
+    opsets = {"": 17, "com.microsoft": 1} if ms else {"": 17}
+    return build_model(nodes, inputs, outputs, inits, name="t", opsets=opsets, check=False)
 
 
 def _w(name: str, shape: tuple[int, ...], dtype: type = np.float32) -> onnx.TensorProto:
-    return numpy_helper.from_array(np.ones(shape, dtype=dtype), name)
-
-
-def _vi(name: str, shape: list[int | str] | None, elem: int = F) -> onnx.ValueInfoProto:
-    return helper.make_tensor_value_info(name, elem, shape)
+    return tensor(name, np.ones(shape, dtype=dtype))
 
 
 def test_conv3x3_no_padding() -> None:
     # 2 -> 4 channels, 3x3 kernel, 8x8 input, pads 0: output 4 x 6 x 6, each output = 2 * 9 MACs
     m = _model(
         [helper.make_node("Conv", ["x", "w"], ["y"], pads=[0, 0, 0, 0])],
-        [_vi("x", [1, 2, 8, 8])],
-        [_vi("y", [1, 4, 6, 6])],
+        [value("x", [1, 2, 8, 8])],
+        [value("y", [1, 4, 6, 6])],
         [_w("w", (4, 2, 3, 3))],
     )
     c = count_macs(m)
@@ -50,8 +43,8 @@ def test_conv_strided_same_padding_from_attributes() -> None:
     # stride 2, pads 1, 3x3 on 9x9: out = (9 + 2 - 3) // 2 + 1 = 5 -> 8 x 5 x 5 outputs, 3 * 9 MACs each
     m = _model(
         [helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[1, 1, 1, 1], strides=[2, 2])],
-        [_vi("x", [1, 3, 9, 9])],
-        [_vi("y", None)],
+        [value("x", [1, 3, 9, 9])],
+        [value("y", None)],
         [_w("w", (8, 3, 3, 3)), _w("b", (8,))],
     )
     assert count_macs(m).macs == 8 * 5 * 5 * 3 * 9
@@ -61,8 +54,8 @@ def test_matmul_dense() -> None:
     # [1, 784] x [784, 128]: M=1, K=784, N=128
     m = _model(
         [helper.make_node("MatMul", ["x", "w"], ["y"])],
-        [_vi("x", [1, 784])],
-        [_vi("y", [1, 128])],
+        [value("x", [1, 784])],
+        [value("y", [1, 128])],
         [_w("w", (784, 128))],
     )
     c = count_macs(m)
@@ -72,7 +65,10 @@ def test_matmul_dense() -> None:
 def test_matmul_batched_counts_batch_dims_of_the_output() -> None:
     # [1, 3, 5, 7] x [7, 2] -> [1, 3, 5, 2]: 3*5*2 dot products of length 7
     m = _model(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])], [_vi("x", [1, 3, 5, 7])], [_vi("y", None)], [_w("w", (7, 2))]
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        [value("x", [1, 3, 5, 7])],
+        [value("y", None)],
+        [_w("w", (7, 2))],
     )
     assert count_macs(m).macs == 3 * 5 * 2 * 7
 
@@ -81,8 +77,8 @@ def test_gemm_with_transposed_weight() -> None:
     # A [1, 64], B stored [10, 64] with transB=1: M=1, K=64, N=10 (bias adds are not MACs)
     m = _model(
         [helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)],
-        [_vi("x", [1, 64])],
-        [_vi("y", [1, 10])],
+        [value("x", [1, 64])],
+        [value("y", [1, 10])],
         [_w("w", (10, 64)), _w("b", (10,))],
     )
     assert count_macs(m).macs == 1 * 64 * 10 == 640
@@ -96,8 +92,8 @@ def test_depthwise_and_grouped_conv() -> None:
             helper.make_node("Conv", ["x", "dw"], ["d"], group=6, pads=[1, 1, 1, 1]),
             helper.make_node("Conv", ["d", "gw"], ["y"], group=3),
         ],
-        [_vi("x", [1, 6, 10, 10])],
-        [_vi("y", None)],
+        [value("x", [1, 6, 10, 10])],
+        [value("y", None)],
         [_w("dw", (6, 1, 3, 3)), _w("gw", (12, 2, 1, 1))],
     )
     assert count_macs(m).macs == 6 * 10 * 10 * 9 + 12 * 10 * 10 * 2 == 5400 + 2400
@@ -107,8 +103,8 @@ def test_conv_transpose() -> None:
     # 4 -> 2 channels, 3x3, stride 2 on 5x5: each of 4*5*5 input elements hits 2 * 9 outputs
     m = _model(
         [helper.make_node("ConvTranspose", ["x", "w"], ["y"], strides=[2, 2])],
-        [_vi("x", [1, 4, 5, 5])],
-        [_vi("y", None)],
+        [value("x", [1, 4, 5, 5])],
+        [value("y", None)],
         [_w("w", (4, 2, 3, 3))],
     )
     assert count_macs(m).macs == 4 * 5 * 5 * 2 * 9
@@ -116,8 +112,8 @@ def test_conv_transpose() -> None:
 
 def _qparams(prefix: str, zp_dtype: type = np.uint8) -> list[onnx.TensorProto]:
     return [
-        numpy_helper.from_array(np.array(0.1, np.float32), f"{prefix}_s"),
-        numpy_helper.from_array(np.array(0, zp_dtype), f"{prefix}_zp"),
+        tensor(f"{prefix}_s", 0.1, np.float32),
+        tensor(f"{prefix}_zp", 0, zp_dtype),
     ]
 
 
@@ -138,7 +134,7 @@ def test_qlinearconv_and_qlinearmatmul() -> None:
         *_qparams("b", np.int8),
         *_qparams("o"),
     ]
-    m = _model(nodes, [_vi("x", [1, 2, 8, 8], TensorProto.UINT8)], [_vi("o", [1, 10], TensorProto.UINT8)], inits)
+    m = _model(nodes, [value("x", [1, 2, 8, 8], TensorProto.UINT8)], [value("o", [1, 10], TensorProto.UINT8)], inits)
     onnx.checker.check_model(m)
     c = count_macs(m)
     assert c.by_op == {"QLinearConv": 4 * 6 * 6 * 2 * 9, "QLinearMatMul": 144 * 10}
@@ -154,7 +150,7 @@ def test_qdq_counts_the_conv_like_fp32() -> None:
         helper.make_node("Conv", ["xd", "wd"], ["y"]),
     ]
     inits = [_w("wq", (4, 2, 3, 3), np.int8), *_qparams("x"), *_qparams("w", np.int8)]
-    m = _model(nodes, [_vi("x", [1, 2, 8, 8])], [_vi("y", None)], inits)
+    m = _model(nodes, [value("x", [1, 2, 8, 8])], [value("y", None)], inits)
     assert count_macs(m).by_op == {"Conv": 2592}
 
 
@@ -162,18 +158,21 @@ def test_symbolic_batch_is_counted_per_image_and_model_untouched() -> None:
     # batch 'b': [b, 784] x [784, 128] counts one image, and a stale value_info using 'b' also resolves to 1
     m = _model(
         [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("MatMul", ["r", "w"], ["y"])],
-        [_vi("x", ["b", 784])],
-        [_vi("y", ["b", 128])],
+        [value("x", ["b", 784])],
+        [value("y", ["b", 128])],
         [_w("w", (784, 128))],
     )
-    m.graph.value_info.append(_vi("r", ["b", 784]))
+    m.graph.value_info.append(value("r", ["b", 784]))
     assert count_macs(m).macs == 784 * 128
     assert m.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "b"  # the caller's model is not modified
 
 
 def test_fixed_batch_above_one_is_pinned_to_one() -> None:
     m = _model(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])], [_vi("x", [32, 784])], [_vi("y", None)], [_w("w", (784, 128))]
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        [value("x", [32, 784])],
+        [value("y", None)],
+        [_w("w", (784, 128))],
     )
     assert count_macs(m).macs == 784 * 128
 
@@ -188,7 +187,7 @@ def test_contrib_fused_ops_and_shapes_downstream_of_them() -> None:
         helper.make_node("Gemm", ["o", "g"], ["y"]),
     ]
     inits = [_w("w", (4, 2, 3, 3)), _w("b", (144, 10)), _w("g", (10, 3))]
-    m = _model(nodes, [_vi("x", [1, 2, 8, 8])], [_vi("y", None)], inits, ms=True)
+    m = _model(nodes, [value("x", [1, 2, 8, 8])], [value("y", None)], inits, ms=True)
     c = count_macs(m)
     assert c.by_op == {"FusedConv": 2592, "FusedMatMul": 144 * 10, "Gemm": 10 * 3} and c.unknown == ()
 
@@ -198,7 +197,7 @@ def test_qgemm_weight_at_position_3() -> None:
     inputs = ["x", "x_s", "x_zp", "w", "w_s", "w_zp", "", "y_s", "y_zp"]
     nodes = [helper.make_node("QGemm", inputs, ["y"], domain="com.microsoft", transB=1)]
     inits = [_w("w", (10, 64), np.int8), *_qparams("x"), *_qparams("w", np.int8), *_qparams("y")]
-    m = _model(nodes, [_vi("x", [1, 64], TensorProto.UINT8)], [_vi("y", None, TensorProto.UINT8)], inits, ms=True)
+    m = _model(nodes, [value("x", [1, 64], TensorProto.UINT8)], [value("y", None, TensorProto.UINT8)], inits, ms=True)
     assert count_macs(m).by_op == {"QGemm": 640}
 
 
@@ -211,8 +210,8 @@ def test_unknown_shapes_are_skipped_and_named() -> None:
     ]
     m = _model(
         nodes,
-        [_vi("x", [1, 2, 8, 8]), _vi("x2", [1, 5])],
-        [_vi("c", None), _vi("y", None)],
+        [value("x", [1, 2, 8, 8]), value("x2", [1, 5])],
+        [value("c", None), value("y", None)],
         [_w("w", (4, 2, 3, 3)), _w("w2", (5, 3))],
     )
     m.opset_import.append(helper.make_opsetid("org.example", 1))
@@ -231,8 +230,8 @@ def test_from_path_with_tiny_onnx(tmp_path: Path) -> None:
 def test_fp16_model_counts_the_same() -> None:
     m = _model(
         [helper.make_node("Conv", ["x", "w"], ["y"])],
-        [_vi("x", ["n", 2, 8, 8], TensorProto.FLOAT16)],
-        [_vi("y", None, TensorProto.FLOAT16)],
+        [value("x", ["n", 2, 8, 8], TensorProto.FLOAT16)],
+        [value("y", None, TensorProto.FLOAT16)],
         [_w("w", (4, 2, 3, 3), np.float16)],
     )
     assert count_macs(m).macs == 2592

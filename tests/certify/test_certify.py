@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _onnx import build_model, save_model, tensor, value
+from onnx import helper
 from typer.testing import CliRunner
 
 from edgecnn.certify import CertifyConfig, certify
@@ -35,10 +37,7 @@ K = 64  # Gemm inputs: an 8×8 grayscale image
 def _flip_fp32(path: Path) -> Path:
     """Class a: every weight 1; class b: weights (1, 0) repeated, bias 16. Inputs are pixels/510 + 0.5, so
     activations quantize to 127–255: class a's pair sums (127·(u1+u2) >= 32,258) all saturate int16 on AVX2."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    from edgecnn.runtime.metadata import ColorMode, InputSpec, Layout, ModelMetadata, PreprocessSpec, embed_metadata
+    from edgecnn.runtime.metadata import ColorMode, InputSpec, Layout, ModelMetadata, PreprocessSpec
 
     w = np.stack([np.ones(K), np.tile([1.0, 0.0], K // 2)], 1).astype(np.float32)
     b = np.array([0.0, 16.0], np.float32)
@@ -47,23 +46,14 @@ def _flip_fp32(path: Path) -> Path:
         helper.make_node("Gemm", ["flat", "w", "b"], ["logits"]),
         helper.make_node("Softmax", ["logits"], ["output"], axis=1),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "flip",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 8, 8, 1])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 2])],
-        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
     meta = ModelMetadata(
         labels=("a", "b"),
         input=InputSpec("input", Layout.NHWC, 8, 8, 1),
         preprocess=PreprocessSpec(color_mode=ColorMode.L, scale=1 / 510, offset=0.5),
     )
-    embed_metadata(model, meta)
-    onnx.save(model, str(path))
-    return path
+    inputs, outputs = [value("input", ["N", 8, 8, 1])], [value("output", ["N", 2])]
+    model = build_model(nodes, inputs, outputs, [tensor("w", w), tensor("b", b)], name="flip", metadata=meta)
+    return save_model(model, path)
 
 
 @pytest.fixture(scope="module")

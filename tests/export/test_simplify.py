@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from _onnx import INT64, build_model, tensor, value
 from onnx import TensorProto, helper, numpy_helper
 
 from edgecnn.export.simplify import SimplifyReport, simplify
@@ -24,13 +25,13 @@ def _flatten_model(target: str = "batch_major", allowzero: int | None = None) ->
     """input [b,4,4,2] → Shape → Gather(0) → Unsqueeze → Concat(…) → Reshape → MatMul: tf2onnx's Flatten."""
     rng = np.random.default_rng(0)
     inits = [
-        numpy_helper.from_array(np.array(0, np.int64), "zero"),
-        numpy_helper.from_array(np.array([0], np.int64), "axes"),
-        numpy_helper.from_array(np.array([32], np.int64), "rest"),
-        numpy_helper.from_array(np.array([2], np.int64), "two"),
-        numpy_helper.from_array(np.array([16], np.int64), "sixteen"),
-        numpy_helper.from_array(rng.random((32, 3), dtype=np.float32), "w"),
-        numpy_helper.from_array(rng.random((16, 3), dtype=np.float32), "w16"),
+        tensor("zero", 0, np.int64),
+        tensor("axes", [0], np.int64),
+        tensor("rest", [32], np.int64),
+        tensor("two", [2], np.int64),
+        tensor("sixteen", [16], np.int64),
+        tensor("w", rng.random((32, 3), dtype=np.float32)),
+        tensor("w16", rng.random((16, 3), dtype=np.float32)),
     ]
     nodes = [
         helper.make_node("Shape", ["input"], ["shape"], name="shape"),
@@ -51,18 +52,9 @@ def _flatten_model(target: str = "batch_major", allowzero: int | None = None) ->
             helper.make_node("Reshape", ["input", "target"], ["flat"], name="reshape", **extra),
             helper.make_node("MatMul", ["flat", "w16"], ["output"], name="matmul"),
         ]
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 4, 4, 2])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 3])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="tests")
-    model.ir_version = 8
-    helper.set_model_props(model, {"edgecnn.version": "1", "edgecnn.labels": '["a","b","c"]'})
-    onnx.checker.check_model(model)
-    return model
+    props = {"edgecnn.version": "1", "edgecnn.labels": '["a","b","c"]'}
+    inputs, outputs = [value("input", ["batch", 4, 4, 2])], [value("output", ["batch", 3])]
+    return build_model(nodes, inputs, outputs, inits, name="g", props=props)
 
 
 def _assert_same_answers(a: onnx.ModelProto, b: onnx.ModelProto, shape: tuple[int, ...]) -> None:
@@ -106,16 +98,12 @@ def test_allowzero_reshapes_are_left_alone() -> None:
 
 
 def test_a_target_fed_by_a_graph_input_is_left_alone() -> None:
-    graph = helper.make_graph(
+    model = build_model(
         [helper.make_node("Reshape", ["input", "target"], ["output"])],
-        "g",
-        [
-            helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 4, 4, 2]),
-            helper.make_tensor_value_info("target", TensorProto.INT64, [2]),
-        ],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 32])],
+        [value("input", ["batch", 4, 4, 2]), value("target", [2], INT64)],
+        [value("output", ["batch", 32])],
+        name="g",
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     simple, report = simplify(model)
     assert simple is model and not report.changed
 
@@ -138,15 +126,15 @@ def test_dead_code_goes_but_names_read_by_subgraphs_stay() -> None:
         [helper.make_node("Identity", ["scaled"], ["then_out"])],
         "then",
         [],
-        [helper.make_tensor_value_info("then_out", TensorProto.FLOAT, ["batch", 3])],
+        [value("then_out", ["batch", 3])],
     )
     else_branch = helper.make_graph(
         [helper.make_node("Identity", ["input"], ["else_out"])],
         "else",
         [],
-        [helper.make_tensor_value_info("else_out", TensorProto.FLOAT, ["batch", 3])],
+        [value("else_out", ["batch", 3])],
     )
-    graph = helper.make_graph(
+    model = build_model(
         [
             helper.make_node("Mul", ["input", "k"], ["scaled"]),  # read only inside then_branch
             helper.make_node("Neg", ["input"], ["dead1"]),
@@ -154,20 +142,11 @@ def test_dead_code_goes_but_names_read_by_subgraphs_stay() -> None:
             helper.make_node("Add", ["dead2", "unused_by_others"], ["dead3"]),
             helper.make_node("If", ["flag"], ["output"], then_branch=then_branch, else_branch=else_branch),
         ],
-        "g",
-        [
-            helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3]),
-            helper.make_tensor_value_info("flag", TensorProto.BOOL, []),
-        ],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 3])],
-        [
-            numpy_helper.from_array(np.array(2.0, np.float32), "k"),
-            numpy_helper.from_array(np.array(1.0, np.float32), "unused_by_others"),
-            numpy_helper.from_array(np.array(7.0, np.float32), "never_read"),
-        ],
+        [value("input", ["batch", 3]), value("flag", [], TensorProto.BOOL)],
+        [value("output", ["batch", 3])],
+        [tensor(n, v, np.float32) for n, v in (("k", 2.0), ("unused_by_others", 1.0), ("never_read", 7.0))],
+        name="g",
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
     simple, report = simplify(model)
     onnx.checker.check_model(simple)
     assert [n.op_type for n in simple.graph.node] == ["Mul", "If"]

@@ -8,15 +8,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from _onnx import build_model, tensor, value
+from onnx import helper
 
 from edgecnn.export.simplify import simplify
 
 RNG = np.random.default_rng(0)
-
-
-def _const(name: str, value: np.ndarray) -> onnx.TensorProto:
-    return numpy_helper.from_array(np.asarray(value), name)
 
 
 def _conv1d_graph(opset: int = 17, negative: bool = False) -> onnx.ModelProto:
@@ -26,18 +23,16 @@ def _conv1d_graph(opset: int = 17, negative: bool = False) -> onnx.ModelProto:
     """
     ax = -2 if negative else 2
     inits = [
-        _const("w1", RNG.standard_normal((8, 1, 1, 3)).astype(np.float32)),
-        _const("b1", RNG.standard_normal((8, 1)).astype(np.float32)),
-        _const("w2", RNG.standard_normal((4, 8, 1, 2)).astype(np.float32)),
-        _const("b2", RNG.standard_normal((4, 1)).astype(np.float32)),
-        _const("dense", RNG.standard_normal((4, 2)).astype(np.float32)),
-        _const("shape", np.array([-1, 1, 1, 10], np.int64)),
+        tensor("w1", RNG.standard_normal((8, 1, 1, 3)), np.float32),
+        tensor("b1", RNG.standard_normal((8, 1)), np.float32),
+        tensor("w2", RNG.standard_normal((4, 8, 1, 2)), np.float32),
+        tensor("b2", RNG.standard_normal((4, 1)), np.float32),
+        tensor("dense", RNG.standard_normal((4, 2)), np.float32),
+        tensor("shape", [-1, 1, 1, 10], np.int64),
     ]
     axes_in = opset >= 13
     if axes_in:
-        inits += [
-            _const(n, np.array([a], np.int64)) for n, a in (("ax", ax), ("ax1", 1), ("axg", -1 if negative else 2))
-        ]
+        inits += [tensor(n, [a], np.int64) for n, a in (("ax", ax), ("ax1", 1), ("axg", -1 if negative else 2))]
 
     def sq(op: str, src: str, dst: str, axis: str = "ax") -> onnx.NodeProto:
         if axes_in:
@@ -61,17 +56,8 @@ def _conv1d_graph(opset: int = 17, negative: bool = False) -> onnx.ModelProto:
         sq("Squeeze", "g", "flat", "axg"),
         helper.make_node("MatMul", ["flat", "dense"], ["output"]),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "conv1d",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 10, 1])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 2])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="tests")
-    model.ir_version = 8
-    onnx.checker.check_model(model, full_check=True)
-    return model
+    inputs, outputs = [value("input", ["batch", 10, 1])], [value("output", ["batch", 2])]
+    return build_model(nodes, inputs, outputs, inits, name="conv1d", opsets={"": opset}, full_check=True)
 
 
 def _run(model: onnx.ModelProto, x: np.ndarray, optimize: bool = True) -> np.ndarray:
@@ -124,18 +110,14 @@ def test_onnxruntime_fuses_bias_and_relu_into_the_convolutions_afterwards(tmp_pa
 
 def test_a_constant_of_higher_rank_is_left_alone() -> None:
     """[b, 4] + [1, 1, 4] broadcasts to [1, b, 4]: giving the constant an axis would change that, so no move."""
-    graph = helper.make_graph(
-        [
-            helper.make_node("Squeeze", ["input", "ax"], ["s"]),
-            helper.make_node("Add", ["s", "c"], ["output"]),
-        ],
-        "g",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 4, 1])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, None)],
-        [_const("ax", np.array([2], np.int64)), _const("c", RNG.standard_normal((1, 1, 4)).astype(np.float32))],
+    model = build_model(
+        [helper.make_node("Squeeze", ["input", "ax"], ["s"]), helper.make_node("Add", ["s", "c"], ["output"])],
+        [value("input", ["batch", 4, 1])],
+        [value("output", None)],
+        [tensor("ax", [2], np.int64), tensor("c", RNG.standard_normal((1, 1, 4)), np.float32)],
+        name="g",
+        check=False,  # the output's rank is left unknown on purpose: the checker wants a shape
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
     simple, report = simplify(model)
     assert simple is model and not report.changed
     assert _run(model, np.ones((3, 4, 1), np.float32)).shape == (1, 3, 4)
@@ -143,9 +125,9 @@ def test_a_constant_of_higher_rank_is_left_alone() -> None:
 
 def test_a_squeeze_read_twice_or_returned_stays() -> None:
     model = _conv1d_graph()
-    model.graph.output.append(helper.make_tensor_value_info("s1", TensorProto.FLOAT, None))  # s1 is also returned
+    model.graph.output.append(value("s1", None))  # s1 is also returned
     model.graph.node.append(helper.make_node("Neg", ["s2"], ["n2"]))  # s2 has a second reader
-    model.graph.output.append(helper.make_tensor_value_info("n2", TensorProto.FLOAT, None))
+    model.graph.output.append(value("n2", None))
     simple, _ = simplify(model)
     squeezed = {n.input[0] for n in simple.graph.node if n.op_type == "Squeeze"}
     assert {"c1", "c2"} <= squeezed

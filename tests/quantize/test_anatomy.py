@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _onnx import build_model, tensor, value
+from onnx import helper
 
 from edgecnn.errors import UsageError
 from edgecnn.quantize import QuantizeConfig
@@ -22,16 +24,13 @@ C = 8  # channels after the stem
 def _block_model() -> Any:
     """NCHW image → stem Conv 3→8 → hard-swish → depthwise 3×3 → squeeze-excite (GAP, 1×1 8→4, ReLU,
     1×1 4→8, HardSigmoid, Mul) → pointwise 1×1 → SiLU → residual Add → GAP → Flatten → Gemm → Softmax."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
     rng = np.random.default_rng(0)
 
     def w(name: str, *shape: int) -> Any:
-        return numpy_helper.from_array((rng.standard_normal(shape) * 0.3).astype(np.float32), name)
+        return tensor(name, rng.standard_normal(shape) * 0.3, np.float32)
 
-    def c(name: str, value: float) -> Any:
-        return numpy_helper.from_array(np.array(value, np.float32), name)
+    def c(name: str, number: float) -> Any:
+        return tensor(name, number, np.float32)
 
     inits = [
         w("stem_w", C, 3, 3, 3),
@@ -69,16 +68,8 @@ def _block_model() -> Any:
         n("Gemm", ["f", "fc_w", "fc_b"], ["logits"], name="fc", transB=1),
         n("Softmax", ["logits"], ["probs"], name="softmax", axis=-1),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "block",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 16, 16])],
-        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", 10])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    onnx.checker.check_model(model)
-    return model
+    inputs, outputs = [value("input", ["batch", 3, 16, 16])], [value("probs", ["batch", 10])]
+    return build_model(nodes, inputs, outputs, inits, name="block")
 
 
 EXPECTED_ROLES = {

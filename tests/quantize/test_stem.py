@@ -3,29 +3,25 @@
 from __future__ import annotations
 
 import numpy as np
-from onnx import TensorProto, helper, numpy_helper
+from _onnx import build_model, tensor, value
+from onnx import helper
 
 from edgecnn.quantize.stem import stem_nodes
 
 
 def _conv(name: str, x: str, y: str, c_in: int, c_out: int, group: int = 1) -> tuple[object, object]:
-    w = numpy_helper.from_array(np.ones((c_out, c_in // group, 3, 3), np.float32), f"{name}_w")
+    w = tensor(f"{name}_w", np.ones((c_out, c_in // group, 3, 3), np.float32))
     return helper.make_node("Conv", [x, w.name], [y], name=name, group=group, pads=[1, 1, 1, 1]), w
 
 
 def _model(nodes: list[object], inits: list[object], channels: int) -> object:
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["b", 8, 8, channels])],
-        [helper.make_tensor_value_info(nodes[-1].output[0], TensorProto.FLOAT, None)],  # type: ignore[attr-defined]
-        inits,
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    output = value(nodes[-1].output[0], None)  # type: ignore[attr-defined]
+    # unchecked: the output's rank is left unknown (stem_nodes reads only the structure)
+    return build_model(nodes, [value("input", ["b", 8, 8, channels])], [output], inits, name="g", check=False)  # type: ignore[arg-type]
 
 
 def test_rgb_stem_with_rescaling_and_pooling_is_found_and_stops_at_the_next_conv() -> None:
-    scale = numpy_helper.from_array(np.array(1 / 255, np.float32), "scale")
+    scale = tensor("scale", 1 / 255, np.float32)
     c1, w1 = _conv("stem", "nchw", "c1", 3, 8)
     c2, w2 = _conv("body", "p1", "c2", 8, 8)
     nodes = [

@@ -133,6 +133,17 @@ def _assert_same_run(out: Path, full: bytes, keep: int) -> None:
     assert [r[2] for r in got] == pytest.approx([r[2] for r in want], abs=1e-5)
 
 
+def _finished_run(clf: Classifier, out: Path, **kw) -> bytes:  # type: ignore[no-untyped-def]
+    """The uninterrupted run of ``=x`` into ``out`` that each resume test cuts and compares against: its bytes."""
+    classify_to_file(clf, "=x", out, **kw)
+    return out.read_bytes()
+
+
+def _line_ends(data: bytes) -> list[int]:
+    """Offsets just past each newline: where a record (or a CSV header) ends."""
+    return [i + 1 for i, b in enumerate(data) if b == ord("\n")]
+
+
 def _cut_and_resume(clf: Classifier, out: Path, full: bytes, cut: int, **kw):  # type: ignore[no-untyped-def]
     """Leave the first ``cut`` bytes of a finished run as OUT.partial (a kill there), then resume."""
     out.unlink(missing_ok=True)
@@ -146,9 +157,8 @@ def test_resume_after_a_cut_mid_record_keeps_the_rows_and_redoes_only_the_rest(
     formula_folder: Path, formula_model: Classifier
 ) -> None:
     out = Path("r.csv")
-    classify_to_file(formula_model, "=x", out, batch_size=4)
-    full = out.read_bytes()
-    line_ends = [i + 1 for i, b in enumerate(full) if b == ord("\n")]
+    full = _finished_run(formula_model, out, batch_size=4)
+    line_ends = _line_ends(full)
     cut = line_ends[5] + 9  # header + 5 records + 9 bytes of the sixth (inside its path)
     summary, done_before, intact = _cut_and_resume(formula_model, out, full, cut, batch_size=4)
     assert intact == line_ends[5] and len(done_before) == 5
@@ -163,9 +173,8 @@ def test_resume_at_every_cut_of_one_record_gives_every_path_once(
     formula_folder: Path, formula_model: Classifier, fmt: str
 ) -> None:
     out = Path(f"r.{fmt}")
-    classify_to_file(formula_model, "=x", out)
-    full = out.read_bytes()
-    line_ends = [i + 1 for i, b in enumerate(full) if b == ord("\n")]
+    full = _finished_run(formula_model, out)
+    line_ends = _line_ends(full)
     start, end = line_ends[2], line_ends[3]  # every cut inside the fourth line, and right after it
     for cut in range(start, end + 1):
         summary, done_before, intact = _cut_and_resume(formula_model, out, full, cut)
@@ -182,9 +191,8 @@ def test_a_torn_tail_longer_than_the_rest_of_the_run_is_cut_not_overwritten(
     formula_folder: Path, formula_model: Classifier, fmt: str
 ) -> None:
     out = Path(f"r.{fmt}")
-    classify_to_file(formula_model, "=x", out)
-    full = out.read_bytes()
-    keep = [i + 1 for i, b in enumerate(full) if b == ord("\n")][-3]  # all but the last two records
+    full = _finished_run(formula_model, out)
+    keep = _line_ends(full)[-3]  # all but the last two records
     out.unlink()
     partial_path(out).write_bytes(full[:keep] + b'{"path": "=x/' + b"x" * 4000)  # a long torn record
     summary = classify_to_file(formula_model, "=x", out, resume=True)
@@ -202,8 +210,7 @@ def test_read_done_paths_cuts_a_record_torn_inside_a_quoted_path(tmp_path: Path,
     _newline_folder(tmp_path)
     clf = Classifier(make_tiny_onnx(tmp_path / "m.onnx"))
     out = Path("r.csv")
-    classify_to_file(clf, "=x", out)
-    full = out.read_bytes()
+    full = _finished_run(clf, out)
     start = full.index(b"\"'=x/line\n")  # the quoted record: "'=x/line<newline>break.png",...
     assert read_done_paths(out, "csv")[0] == {"=x/a.png", "=x/line\nbreak.png", '=x/quo"te.png', "=x/z.png"}
     for cut in (start + 3, start + 8, start + 12, start + 20):  # inside the quotes, past the newline, ...
@@ -225,8 +232,7 @@ def test_read_done_paths_cuts_a_record_torn_right_after_a_newline_inside_quotes(
     _newline_folder(tmp_path)
     clf = Classifier(make_tiny_onnx(tmp_path / "m.onnx"))
     out = Path("r.csv")
-    classify_to_file(clf, "=x", out)
-    full = out.read_bytes()
+    full = _finished_run(clf, out)
     start = full.index(b"\"'=x/line\n")
     cut = start + len(b"\"'=x/line\n")  # the kill landed just after the newline inside the quotes
     partial_path(out).write_bytes(full[:cut])

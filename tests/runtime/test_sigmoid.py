@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _onnx import build_model, save_model, tensor, value
+from onnx import helper
 
 from edgecnn import Classifier
 
@@ -34,42 +36,28 @@ def _inputs() -> np.ndarray:
 
 def _sigmoid_onnx(path: Path) -> Path:
     """Flatten → Gemm(W, B) → Sigmoid, NHWC 2×2×1, with edgecnn metadata saying ``sigmoid``."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from edgecnn.runtime.metadata import ColorMode, InputSpec, Layout, ModelMetadata, OutputKind, PreprocessSpec
 
-    from edgecnn.runtime.metadata import (
-        ColorMode,
-        InputSpec,
-        Layout,
-        ModelMetadata,
-        OutputKind,
-        PreprocessSpec,
-        embed_metadata,
-    )
-
-    graph = helper.make_graph(
-        [
-            helper.make_node("Flatten", ["input"], ["flat"]),
-            helper.make_node("Gemm", ["flat", "w", "b"], ["logit"]),
-            helper.make_node("Sigmoid", ["logit"], ["output"]),
-        ],
-        "sigmoid",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 2, 2, 1])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 1])],
-        [numpy_helper.from_array(W.reshape(4, 1), "w"), numpy_helper.from_array(np.array([B], np.float32), "b")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
+    nodes = [
+        helper.make_node("Flatten", ["input"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "w", "b"], ["logit"]),
+        helper.make_node("Sigmoid", ["logit"], ["output"]),
+    ]
     meta = ModelMetadata(
         labels=LABELS,
         input=InputSpec("input", Layout.NHWC, 2, 2, 1),
         preprocess=PreprocessSpec(color_mode=ColorMode.L),
         output=OutputKind.sigmoid,
     )
-    embed_metadata(model, meta)
-    onnx.checker.check_model(model)
-    onnx.save_model(model, str(path))
-    return path
+    model = build_model(
+        nodes,
+        [value("input", ["batch", 2, 2, 1])],
+        [value("output", ["batch", 1])],
+        [tensor("w", W.reshape(4, 1)), tensor("b", [B], np.float32)],
+        name="sigmoid",
+        metadata=meta,
+    )
+    return save_model(model, path)
 
 
 def test_sigmoid_probabilities_are_one_minus_p_then_p(tmp_path: Path) -> None:

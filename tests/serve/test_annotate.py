@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+from _onnx import build_model, save_model, tensor, value
+from onnx import helper
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -19,13 +21,10 @@ LABELS = ("tench", "goldfish", "shark", "ray")
 
 def _foreign_onnx(path: Path, size: int = 16) -> Path:
     """What torch.onnx.export would give: NCHW input 'pixel_values', logits out, no edgecnn metadata."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
     rng = np.random.default_rng(7)
     inits = [
-        numpy_helper.from_array(rng.normal(0, 0.5, (6, 3, 3, 3)).astype(np.float32), "w"),
-        numpy_helper.from_array(rng.normal(0, 1.0, (6, len(LABELS))).astype(np.float32), "fc"),
+        tensor("w", rng.normal(0, 0.5, (6, 3, 3, 3)), np.float32),
+        tensor("fc", rng.normal(0, 1.0, (6, len(LABELS))), np.float32),
     ]
     nodes = [
         helper.make_node("Conv", ["pixel_values", "w"], ["c"], pads=[1, 1, 1, 1]),
@@ -34,17 +33,9 @@ def _foreign_onnx(path: Path, size: int = 16) -> Path:
         helper.make_node("Flatten", ["g"], ["f"]),
         helper.make_node("MatMul", ["f", "fc"], ["logits"]),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "foreign",
-        [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, ["batch", 3, size, size])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", len(LABELS)])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="pytorch")
-    model.ir_version = 8
-    onnx.save_model(model, str(path))
-    return path
+    inputs = [value("pixel_values", ["batch", 3, size, size])]
+    outputs = [value("logits", ["batch", len(LABELS)])]
+    return save_model(build_model(nodes, inputs, outputs, inits, name="foreign", producer="pytorch"), path)
 
 
 def _annotate(*args: str) -> tuple[int, str]:

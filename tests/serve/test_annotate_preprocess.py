@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
+from _onnx import build_model, save_model, tensor, value
 from conftest import make_tiny_onnx
+from onnx import helper
 from test_annotate import LABELS, _foreign_onnx
 from typer.testing import CliRunner
 
@@ -46,17 +49,8 @@ def test_layout_and_size_are_inferred_from_an_nhwc_graph(tmp_path: Path) -> None
 
 
 def test_a_shape_that_does_not_say_the_size_asks_for_the_flags(tmp_path: Path) -> None:
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph(
-        [helper.make_node("GlobalAveragePool", ["x"], ["g"]), helper.make_node("Flatten", ["g"], ["y"])],
-        "dynamic",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save_model(model, str(tmp_path / "dyn.onnx"))
+    nodes = [helper.make_node("GlobalAveragePool", ["x"], ["g"]), helper.make_node("Flatten", ["g"], ["y"])]
+    save_model(build_model(nodes, [value("x", ["N", 3, "H", "W"])], [value("y", ["N", 3])]), tmp_path / "dyn.onnx")
     code, text = _run("annotate", str(tmp_path / "dyn.onnx"), "-o", str(tmp_path / "a.onnx"), "--labels", "a,b,c")
     assert code == 2, text
     assert "[N, 3, None, None]" not in text and "[N, 3, N, N]" in text
@@ -112,10 +106,7 @@ def test_info_summarises_a_long_label_list(tmp_path: Path) -> None:
     src = _foreign_onnx(tmp_path / "f.onnx")
     model = onnx.load(str(src))
     model.graph.node[-1].input[1] = "fc100"
-    import numpy as np
-    from onnx import numpy_helper
-
-    model.graph.initializer.append(numpy_helper.from_array(np.ones((6, 100), np.float32), "fc100"))
+    model.graph.initializer.append(tensor("fc100", np.ones((6, 100), np.float32)))
     model.graph.output[0].type.tensor_type.shape.dim[1].dim_value = 100
     onnx.save_model(model, str(src))
     (tmp_path / "labels.txt").write_text("\n".join(labels))
