@@ -13,7 +13,7 @@ from edgecnn.quantize.config import CalibrationMethod, QuantFormat, QuantizeConf
 
 _LAZY = {
     "quantize": "edgecnn.quantize.api",
-    "QuantizeReport": "edgecnn.quantize.api",
+    "QuantizeReport": "edgecnn.quantize.once",
     "search_within_budget": "edgecnn.quantize.search",
 }
 
