@@ -3,7 +3,8 @@
 Checks happen before onnxruntime sees the file: it exists, is not absurdly large, parses as an ONNX
 protobuf, and every external-data location resolves to a regular file inside the model's folder
 (onnxruntime itself follows hard links and ``..``). Failures are one-line ModelErrors, not protobuf
-or onnxruntime tracebacks.
+or onnxruntime tracebacks. ``build_session`` is the one call of ``InferenceSession`` in edgecnn (bench's bare
+yardstick and certify's runner aside); ``create_session`` vets, resolves providers and checks them around it.
 """
 
 from __future__ import annotations
