@@ -246,7 +246,7 @@ def build_session(
     provider_options: Sequence[dict[str, Any]] | None = None,
     disabled_optimizers: Sequence[str] | None = None,
     model: Any = None,
-) -> ort.InferenceSession:
+) -> ort.InferenceSession:  # noqa: TID251 (the one place)
     """The one place in edgecnn that opens an onnxruntime ``InferenceSession`` (the bare yardstick in
     ``bench/plain_ort.py`` and certify's runner, which must not import edgecnn, aside), so that every session
     runs a model as it asks: the optimizers a quantized model disables (``session_hints``) stay disabled
@@ -270,7 +270,7 @@ def build_session(
     if provider_options is not None:
         extra["provider_options"] = list(provider_options)
     src = source if isinstance(source, bytes) else str(source)
-    return ort.InferenceSession(src, sess_options=sess_options, providers=list(providers), **extra)
+    return ort.InferenceSession(src, sess_options=sess_options, providers=list(providers), **extra)  # noqa: TID251
 
 
 def create_session(
@@ -281,7 +281,7 @@ def create_session(
     allow_fallback: bool = False,
     plan: ProviderPlan | None = None,
     vetted: tuple[Path, Any] | None = None,
-) -> ort.InferenceSession:
+) -> ort.InferenceSession:  # noqa: TID251 (the one place)
     """Vet ``path`` (unless ``vetted`` holds its vetted path and graph) and open an InferenceSession with the
     resolved providers, checking that it really got them.
 
