@@ -47,7 +47,7 @@ def is_application(name: str) -> bool:
 def application_models(name: str, work: Path, train_size: int, size: int) -> tuple[Path, Path]:
     """(Keras model trained at ``train_size``, the same weights at ``size``)."""
     from edgecnn import zoo
-    from edgecnn.export.keras_io import load_keras, read_sidecar, write_sidecar
+    from edgecnn.keras_io import load_keras, read_sidecar, write_sidecar
     from edgecnn.train import TrainConfig, train
 
     trained = train(name, work / "runs", TrainConfig(input_size=train_size, epochs=APP_EPOCHS[name], verbose=0))

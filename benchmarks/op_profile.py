@@ -116,7 +116,7 @@ def layers_of(model: Any, cut: str | None) -> set[str]:
 def build_onnx_int8(model: Any, name: str, meta: Any, work: Path, samples: int) -> Path:
     """edgecnn's pipeline: save + sidecar (like ``edgecnn train``), ``export_keras``, ``quantize`` INT8."""
     from edgecnn.export.api import ExportConfig, export_keras
-    from edgecnn.export.keras_io import write_sidecar
+    from edgecnn.keras_io import write_sidecar
     from edgecnn.quantize import QuantizeConfig, quantize
 
     keras_path, fp32, int8 = work / f"{name}.keras", work / f"{name}.onnx", work / f"{name}.int8.onnx"

@@ -76,8 +76,8 @@ def one_run(kind: str, model: Path, root: Path, out: Path) -> dict[str, Any]:
 def writer_rows_per_second(work: Path, n: int = 20_000) -> dict[str, float]:
     """What the driver's side costs per row: ResultWriter alone, and Ray's row decoding plus the writer."""
     from edgecnn.cluster.actors import decode_row, encode_row
-    from edgecnn.runtime.folder import ClassifyRow
     from edgecnn.runtime.results import ResultWriter
+    from edgecnn.runtime.rows import ClassifyRow
 
     rows = [
         ClassifyRow(f"/shared/photos/{i // 1000:04d}/{i % 1000:04d}.png", "7", 0.912345, (("7", 0.91), ("1", 0.05)))

@@ -31,8 +31,8 @@ RESULTS = ROOT / "benchmarks" / "results" / "train_memory.json"
 
 
 def machine() -> str:
-    from edgecnn.runtime.environment import cpu_model
-    from edgecnn.train.memory import cpu_precision, human, machine_memory
+    from edgecnn.runtime.environment import cpu_model, machine_memory
+    from edgecnn.train.memory import cpu_precision, human
 
     return f"{cpu_model()}, {os.cpu_count()} vCPUs, {human(machine_memory())} RAM; {cpu_precision()[1]}"
 

@@ -48,6 +48,8 @@ _LAZY = {
     "run_benchmark": "edgecnn.bench",
     "BenchConfig": "edgecnn.bench",
     "CertifyConfig": "edgecnn.certify",
+    "classify": "edgecnn.classification",
+    "ClassifyOptions": "edgecnn.classification",
 }
 
 
@@ -63,6 +65,7 @@ __all__ = [
     "CertifyError",
     "CheckFailed",
     "Classifier",
+    "ClassifyOptions",
     "ClusterError",
     "EdgeCNNError",
     "ExportError",
@@ -85,5 +88,6 @@ __all__ = [
     "UnsafeModelError",
     "UsageError",
     "__version__",
+    "classify",
     "read_metadata",
 ]

@@ -338,10 +338,10 @@ def probe_output(src: Path, meta: ModelMetadata) -> None:
         MetadataError: the outputs are not probabilities though declared softmax/sigmoid.
     """
     import numpy as np
-    import onnxruntime as ort
 
     from edgecnn.runtime.contract import check_output_values
     from edgecnn.runtime.preprocess import pixels_to_input
+    from edgecnn.runtime.session import build_session
 
     spec = meta.input
     if meta.output == OutputKind.logits or not spec.is_image:
@@ -349,7 +349,7 @@ def probe_output(src: Path, meta: ModelMetadata) -> None:
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (PROBE_SAMPLES, spec.height, spec.width, spec.channels), dtype=np.uint8)
     try:
-        session = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
+        session = build_session(src)
         raw = session.run(None, {spec.name: pixels_to_input(pixels, meta)})[0]
     except Exception as err:  # the probe is a bonus: a graph it cannot run is checked on its first batch
         log.info("annotate: could not run a probe input through %s (%s); output values not checked", src, err)

@@ -39,7 +39,7 @@ def recorded_keras_path(model: Path, meta: ModelMetadata) -> str | None:
 def find_keras_model(meta: ModelMetadata, explicit: str | None, model: Path | None = None) -> Any:
     """The Keras model behind an export: ``--keras PATH`` / ``zoo:NAME``, else ``edgecnn.source.keras_path``
     (resolved from ``model``'s folder)."""
-    from edgecnn.export.keras_io import load_keras
+    from edgecnn.keras_io import load_keras
 
     src = explicit or (recorded_keras_path(model, meta) if model is not None else meta.source.get("keras_path"))
     if not src:

@@ -338,6 +338,8 @@ def measure_peak(threads: int = 1, seconds: float = 0.5, *, n: int = 1024) -> Pe
     """
     import onnxruntime as ort
 
+    from edgecnn.runtime.session import build_session
+
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     so = ort.SessionOptions()
@@ -350,7 +352,7 @@ def measure_peak(threads: int = 1, seconds: float = 0.5, *, n: int = 1024) -> Pe
     runs: list[int] = []
     for integer in (False, True):
         blob, a = _matmul_model(n, integer)
-        sess = ort.InferenceSession(blob, so, providers=["CPUExecutionProvider"])
+        sess = build_session(blob, so)
         feed = {"a": a}
         best, k = _best_seconds(lambda s=sess, f=feed: s.run(None, f), seconds / 2)
         rates.append(ops / best / 1e9)

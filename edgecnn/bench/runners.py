@@ -85,16 +85,12 @@ def nodes_per_provider(
     path: str | Path, provider_args: dict[str, Any], sess_options: Any, x: np.ndarray
 ) -> dict[str, int]:
     """Run once with profiling on; count graph nodes by the provider that executed them."""
-    import onnx
-    import onnxruntime as ort
-
-    from edgecnn.runtime.session import session_hints
+    from edgecnn.runtime.session import build_session
 
     with tempfile.TemporaryDirectory(prefix="edgecnn-prof-") as tmp:
         sess_options.enable_profiling = True
         sess_options.profile_file_prefix = str(Path(tmp) / "profile")
-        hints = session_hints(onnx.load(str(path), load_external_data=False))
-        session = ort.InferenceSession(str(path), sess_options=sess_options, **provider_args, **hints)
+        session = build_session(path, sess_options, **provider_args)
         session.run(None, {session.get_inputs()[0].name: x})
         trace = session.end_profiling()
         events = json.loads(Path(trace).read_text())

@@ -32,7 +32,7 @@ def main() -> None:
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     t0 = time.perf_counter()
-    session = ort.InferenceSession(
+    session = ort.InferenceSession(  # noqa: TID251 (imports no edgecnn)
         args.model, opts, providers=["CPUExecutionProvider"], disabled_optimizers=args.disable or None
     )
     name = session.get_inputs()[0].name

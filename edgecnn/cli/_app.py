@@ -57,7 +57,7 @@ def exits_on_error(func: F) -> F:
 
 def _print_version(value: bool) -> None:
     if value:
-        from edgecnn import __version__
+        from edgecnn._version import __version__
 
         typer.echo(f"edgecnn {__version__}")
         raise typer.Exit()

@@ -46,13 +46,26 @@ def classify_command(
 ) -> None:
     """Classify every file under FOLDER; unreadable or non-image files become error rows (exit 0)."""
     from edgecnn import report
-    from edgecnn.runtime.classifier import Classifier
-    from edgecnn.runtime.folder import classify_to_file
+    from edgecnn.classification import ClassifyOptions, classify
 
     if ray is None and (ray_actors is not None or ray_cpus_per_actor != 1):
         raise UsageError("--ray-actors and --ray-cpus-per-actor size a Ray run: add --ray auto (or --ray HOST:PORT)")
-    if ray is not None and (threads is not None or mode != "latency" or provider not in (Provider.auto, Provider.cpu)):
-        raise UsageError("--ray runs CPU sessions sized by --ray-cpus-per-actor: drop --threads, --mode, --provider")
+    ray_config = None
+    if ray is not None:
+        from edgecnn.cluster import RayConfig
+
+        ray_config = RayConfig(ray, actors=ray_actors, cpus_per_actor=ray_cpus_per_actor)
+    options = ClassifyOptions(
+        top_k=top_k,
+        batch_size=batch,
+        workers=workers,
+        recursive=recursive,
+        resume=resume,
+        provider=provider,
+        threads=threads,
+        mode=mode,
+        ray=ray_config,
+    )
     progress = None
     on_row = None
     if sys.stderr.isatty():
@@ -71,16 +84,8 @@ def classify_command(
         def on_row(_row: object) -> None:
             progress.advance(task)  # type: ignore[union-attr]
 
-    common = {"resume": resume, "recursive": recursive, "on_row": on_row, "top_k": top_k, "batch_size": batch}
     try:
-        if ray is not None:
-            from edgecnn.cluster import RayConfig, classify_on_ray
-
-            config = RayConfig(ray, actors=ray_actors, cpus_per_actor=ray_cpus_per_actor)
-            summary = classify_on_ray(model, folder, out, config, workers=workers, **common)
-        else:
-            clf = Classifier(model, provider=provider, threads=threads, mode=mode)
-            summary = classify_to_file(clf, folder, out, workers=workers, **common)
+        summary = classify(model, folder, out, options, on_row=on_row)
     finally:
         if progress is not None:
             progress.stop()

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import EdgeCNNError
-from edgecnn.runtime.folder import ClassifyRow
+from edgecnn.runtime.rows import ClassifyRow
 
 ROW = "row"  # output column: one JSON record per file (keeps undecodable names and exact floats)
 PATH = "path"  # input column: os.fsencode(path) bytes (Arrow strings cannot hold surrogate escapes)

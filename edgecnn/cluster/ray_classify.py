@@ -34,8 +34,9 @@ from edgecnn.cluster.connect import (
     silence_orphaned_connect,
 )
 from edgecnn.errors import EdgeCNNError, UsageError
-from edgecnn.runtime.folder import ClassifyRow, walk_files
-from edgecnn.runtime.results import ClassifySummary, ResultWriter, model_identity, output_format
+from edgecnn.runtime.folder import walk_files
+from edgecnn.runtime.results import ResultWriter, model_identity, output_format
+from edgecnn.runtime.rows import ClassifyRow, ClassifySummary
 
 log = logging.getLogger(__name__)
 

@@ -118,7 +118,7 @@ def append_softmax(proto: Any) -> None:
 
 def _load_source_model(src: Any, config: ExportConfig) -> tuple[Any, dict[str, Any], str, str | None]:
     """(keras model, sidecar, name, sha256 of the file or None)."""
-    from edgecnn.export.keras_io import load_keras, read_sidecar
+    from edgecnn.keras_io import load_keras, read_sidecar
 
     if isinstance(src, str) and src.startswith("zoo:"):
         from edgecnn import zoo
@@ -171,7 +171,7 @@ def export_keras(src: Any, dst: str | Path | None = None, config: ExportConfig |
     import onnx
 
     from edgecnn.export.convert import convert
-    from edgecnn.export.keras_io import infer_metadata, keras_predictor
+    from edgecnn.keras_io import infer_metadata, keras_predictor
     from edgecnn.parity.run import RANDOM_SAMPLES, is_random, sample_inputs
     from edgecnn.runtime.classifier import Classifier
 
@@ -184,7 +184,7 @@ def export_keras(src: Any, dst: str | Path | None = None, config: ExportConfig |
     t0 = time.perf_counter()
     model, sidecar, name, sha = _load_source_model(src, config)
     from edgecnn.export.budget import check_export_fits
-    from edgecnn.train.memory import machine_memory
+    from edgecnn.runtime.environment import machine_memory
 
     check_export_fits(name, int(model.count_params()), machine_memory())  # before the conversion needs it
     meta = infer_metadata(model, sidecar, list(config.labels) if config.labels else None)

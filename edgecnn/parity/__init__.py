@@ -2,7 +2,7 @@
 
 Both sides are ``Predictor`` callables (preprocessed batch → probabilities), so the same code compares
 Keras↔ONNX, FP32↔FP16, FP32↔INT8 and ONNX↔ONNX. The Keras side comes from
-``edgecnn.export.keras_io.keras_predictor``; an ONNX side is simply a ``Classifier``.
+``edgecnn.keras_io.keras_predictor``; an ONNX side is simply a ``Classifier``.
 """
 
 from edgecnn.parity.compare import ParityBars, ParityReport, Predictor, bars_for, compare

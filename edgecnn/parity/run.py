@@ -68,7 +68,7 @@ def load_predictor(path: str | Path, meta: ModelMetadata, *, unsafe: bool = Fals
     p = Path(path)
     if p.suffix.lower() == ".onnx":
         return Classifier(p, provider="cpu")
-    from edgecnn.export.keras_io import keras_predictor, load_keras
+    from edgecnn.keras_io import keras_predictor, load_keras
 
     # an export that appended a Softmax to a logits model: the Keras side still answers logits
     kind = OutputKind.logits if meta.source.get("softmax_appended") else meta.output

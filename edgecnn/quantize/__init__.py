@@ -1,5 +1,8 @@
 """ONNX → INT8 (static, calibrated; or dynamic) and FP16, with the accuracy, size and speed they cost.
 
+Layers: ``once`` quantizes once with one config (the core); ``search`` (the INT8 fallback ladder, the
+accuracy-budget search) and ``api.quantize`` (the public entry) are policies over it.
+
 The enums and config load without onnxruntime.quantization (the CLI needs them for ``--help``);
 ``quantize`` and the budget search load it on first use.
 """
@@ -13,7 +16,7 @@ from edgecnn.quantize.config import CalibrationMethod, QuantFormat, QuantizeConf
 
 _LAZY = {
     "quantize": "edgecnn.quantize.api",
-    "QuantizeReport": "edgecnn.quantize.api",
+    "QuantizeReport": "edgecnn.quantize.once",
     "search_within_budget": "edgecnn.quantize.search",
 }
 

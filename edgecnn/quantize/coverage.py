@@ -39,7 +39,7 @@ def optimized_graph(path: str | Path, threads: int = 1) -> Any:
     import onnx
     import onnxruntime as ort
 
-    from edgecnn.runtime.session import session_hints
+    from edgecnn.runtime.session import build_session
 
     with tempfile.TemporaryDirectory(prefix="edgecnn-opt-") as tmp:
         out = Path(tmp) / "optimized.onnx"
@@ -48,8 +48,7 @@ def optimized_graph(path: str | Path, threads: int = 1) -> Any:
         so.optimized_model_filepath = str(out)
         so.intra_op_num_threads = threads
         so.log_severity_level = 3
-        hints = session_hints(onnx.load(str(path), load_external_data=False))  # as the engine will run it
-        ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"], **hints)
+        build_session(path, so)  # with the model's session hints: as the engine will run it
         return onnx.load(str(out)).graph
 
 

@@ -1,4 +1,7 @@
-"""``--accuracy-budget``: try the sensible INT8 configurations, keep the fastest within the budget."""
+"""Policies over several one-shot quantizations: the INT8 fallback ladder (``hold_bars``) and
+``--accuracy-budget`` (try the sensible INT8 configurations, keep the fastest within the budget).
+
+Both call ``once.quantize_once``; ``api.quantize`` (the public entry) calls ``hold_bars``."""
 
 from __future__ import annotations
 
@@ -9,16 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgecnn._fs import variant_path
+from edgecnn._fs import atomic_path, variant_path
 from edgecnn.errors import AccuracyBudgetError, UsageError
 from edgecnn.quantize.config import CalibrationMethod, QuantizeConfig
+from edgecnn.quantize.once import QuantizeReport, quantize_once
 
 
 @dataclass(frozen=True)
 class BudgetSearchReport:
     budget_pp: float
     tried: list[dict[str, Any]] = field(default_factory=list)
-    chosen: Any = None  # the QuantizeReport kept
+    chosen: QuantizeReport | None = None  # the report of the configuration kept
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -93,25 +97,27 @@ def _bars_summary(accuracy: dict[str, Any]) -> str:
 
 
 def hold_bars(
-    src: Path, dst: Path, base: QuantizeConfig, *, calibration: str | Path | None, eval_data: str, first: Any
-) -> Any:
+    src: Path,
+    dst: Path,
+    base: QuantizeConfig,
+    *,
+    calibration: str | Path | None,
+    eval_data: str,
+    first: QuantizeReport,
+) -> QuantizeReport:
     """``first`` (the report of ``base``) missed the INT8 bars on ``eval_data``: quantize with each rung of
     ``bar_ladder`` and keep the first that holds them in ``dst``, saying so; else keep ``first``, saying that."""
-    from edgecnn._fs import atomic_path
-    from edgecnn.quantize.api import quantize
-
     tried = [{"config": base.describe(), "passed": False, "accuracy": _bars_summary(first.accuracy)}]
     with tempfile.TemporaryDirectory(prefix="edgecnn-bars-", dir=dst.parent) as tmp:
         for i, cfg in enumerate(bar_ladder(base, src)):
             out = Path(tmp) / f"candidate{i}.onnx"
-            rep = quantize(
+            rep = quantize_once(
                 src,
                 out,
                 cfg,
                 calibration=calibration,
                 eval_data=eval_data,
                 measure_speed=False,
-                fallback=False,
                 record_folder=dst.parent,  # the candidate ends up beside dst: paths recorded from there
             )
             passed = bool(rep.accuracy and rep.accuracy["passed"])
@@ -148,8 +154,6 @@ def search_within_budget(
     Raises:
         UsageError: no eval data; AccuracyBudgetError (exit 4): no candidate fits the budget.
     """
-    from edgecnn.quantize.api import quantize
-
     if not 0 <= budget_pp < float("inf"):  # NaN too
         raise UsageError(f"--accuracy-budget is the accuracy a model may lose, in points: >= 0, got {budget_pp}")
     if not eval_data:
@@ -162,14 +166,13 @@ def search_within_budget(
     with tempfile.TemporaryDirectory(prefix="edgecnn-budget-", dir=dst.parent if dst.parent.exists() else None) as tmp:
         for i, cfg in enumerate(candidates(base, src)):
             out = Path(tmp) / f"candidate{i}.onnx"
-            rep = quantize(
+            rep = quantize_once(
                 src,
                 out,
                 cfg,
                 calibration=calibration,
                 eval_data=eval_data,
                 measure_speed=True,
-                fallback=False,
                 record_folder=dst.parent,  # the chosen candidate ends up beside dst: paths recorded from there
             )
             drop = -(rep.accuracy or {}).get("accuracy_delta_pp", 0.0)
@@ -186,8 +189,6 @@ def search_within_budget(
                 + "; ".join(f"{t['config']}: -{t['accuracy_drop_pp']:.2f} pp" for t in tried)
             )
         _, rep, out = best
-        from edgecnn._fs import atomic_path
-
         with atomic_path(dst, suffix=".onnx") as final:
             shutil.copyfile(out, final)
     chosen = dataclasses.replace(rep, path=dst)

@@ -1,10 +1,10 @@
 """The embeddable engine: numpy, onnxruntime and Pillow only — never TensorFlow."""
 
 from edgecnn.runtime.classifier import Classifier, Prediction, read_metadata
-from edgecnn.runtime.folder import ClassifyRow
 from edgecnn.runtime.metadata import InputSpec, Layout, ModelMetadata, OutputKind, PreprocessSpec
 from edgecnn.runtime.providers import Provider, resolve_providers
-from edgecnn.runtime.results import ClassifySummary, ResultWriter
+from edgecnn.runtime.results import ResultWriter
+from edgecnn.runtime.rows import ClassifyRow, ClassifySummary
 from edgecnn.runtime.session import SessionSettings, check_model_file, create_session
 
 __all__ = [

@@ -33,7 +33,7 @@ from edgecnn.runtime.session import SessionSettings, vet_model
 from edgecnn.runtime.tuning import choose_settings
 
 if TYPE_CHECKING:
-    from edgecnn.runtime.folder import ClassifyRow
+    from edgecnn.runtime.rows import ClassifyRow
 
 ImageLike = str | Path | Image.Image | np.ndarray
 

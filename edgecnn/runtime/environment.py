@@ -23,6 +23,19 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def machine_memory() -> int:
+    """Physical memory of this machine in bytes (cgroup limit when tighter)."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        with open("/sys/fs/cgroup/memory.max") as fh:
+            raw = fh.read().strip()
+        if raw.isdigit():
+            total = min(total, int(raw))
+    except OSError:
+        pass
+    return total
+
+
 def _version(dist: str) -> str | None:
     try:
         return importlib.metadata.version(dist)

@@ -11,46 +11,31 @@ import os
 import stat
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from edgecnn.errors import EdgeCNNError, InputError, ModelError, NonFiniteOutputError
+from edgecnn.runtime.metadata import ModelMetadata
+from edgecnn.runtime.results import ResultWriter, model_identity
+from edgecnn.runtime.rows import ClassifyRow, ClassifySummary
 
-if TYPE_CHECKING:
-    from edgecnn.runtime.classifier import Classifier
-    from edgecnn.runtime.results import ClassifySummary
+
+class FolderClassifier(Protocol):
+    """What the pipeline asks of a classifier (``edgecnn.runtime.Classifier`` is one): ``Classifier``'s
+    ``classify_folder``/``classify_paths`` call down into this module, so it names no class above it."""
+
+    path: Path
+    metadata: ModelMetadata
+
+    def require_images(self) -> None: ...
+    def pixels(self, item: Any) -> np.ndarray: ...
+    def predict_rows(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+    def decode(self, probs: np.ndarray, k: int = 5) -> list[Any]: ...
 
 
 NON_FINITE_MESSAGE = "{path}: the model's output for this image is NaN/Inf: no score can be given"
-
-
-@dataclass(frozen=True, slots=True)
-class ClassifyRow:
-    """One file's result: a prediction, or the error that stopped it."""
-
-    path: str
-    label: str | None = None
-    score: float | None = None
-    top_k: tuple[tuple[str, float], ...] = ()
-    error_type: str | None = None
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "label": self.label,
-            "score": self.score,
-            "top_k": [[lab, s] for lab, s in self.top_k],
-            "error_type": self.error_type,
-            "error": self.error,
-        }
 
 
 def walk_files(root: str | Path, recursive: bool = True) -> Iterator[tuple[str, str | None]]:
@@ -84,7 +69,7 @@ def walk_files(root: str | Path, recursive: bool = True) -> Iterator[tuple[str, 
         yield os.fspath(err.filename or root), f"unreadable folder ({err.strerror or err})"
 
 
-def _decode(clf: Classifier, path: str) -> np.ndarray | EdgeCNNError:
+def _decode(clf: FolderClassifier, path: str) -> np.ndarray | EdgeCNNError:
     try:
         st = os.stat(path)
         if stat.S_ISDIR(st.st_mode):
@@ -121,7 +106,7 @@ def require_files(folder: str | Path, recursive: bool = True) -> None:
 
 
 def classify_paths(
-    clf: Classifier,
+    clf: FolderClassifier,
     paths: Iterable[str | tuple[str, str | None]],
     *,
     top_k: int = 5,
@@ -141,7 +126,12 @@ def classify_paths(
 
 
 def _classify_paths(
-    clf: Classifier, paths: Iterable[str | tuple[str, str | None]], *, top_k: int, batch_size: int, workers: int | None
+    clf: FolderClassifier,
+    paths: Iterable[str | tuple[str, str | None]],
+    *,
+    top_k: int,
+    batch_size: int,
+    workers: int | None,
 ) -> Iterator[ClassifyRow]:
     from collections import deque
 
@@ -172,7 +162,7 @@ def _classify_paths(
 
 
 def _infer(
-    clf: Classifier, pending: list[tuple[str, Any]], top_k: int, pixels_to_input: Any, seen: dict[str, bool]
+    clf: FolderClassifier, pending: list[tuple[str, Any]], top_k: int, pixels_to_input: Any, seen: dict[str, bool]
 ) -> Iterator[ClassifyRow]:
     """Wait for a batch's decodes, run the good ones through the model, yield rows in order.
 
@@ -209,7 +199,7 @@ def _infer(
 
 
 def classify_folder(
-    clf: Classifier, folder: str | Path, *, recursive: bool = True, **kwargs: Any
+    clf: FolderClassifier, folder: str | Path, *, recursive: bool = True, **kwargs: Any
 ) -> Iterator[ClassifyRow]:
     """Rows for every non-hidden file under ``folder`` (sorted walk).
 
@@ -223,7 +213,7 @@ def classify_folder(
 
 
 def classify_to_file(
-    clf: Classifier,
+    clf: FolderClassifier,
     folder: str | Path,
     out: str | Path,
     *,
@@ -244,8 +234,6 @@ def classify_to_file(
         ModelError: the model failed on a batch.
     """
     import time
-
-    from edgecnn.runtime.results import ResultWriter, model_identity
 
     check_options(**kwargs)
     clf.require_images()

@@ -17,13 +17,12 @@ import io
 import json
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
 from edgecnn.errors import InputError
-from edgecnn.runtime.folder import ClassifyRow
+from edgecnn.runtime.rows import ClassifyRow, ClassifySummary
 
 CSV_FIELDS = ("path", "label", "score", "top_k", "error_type", "error")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
@@ -147,37 +146,6 @@ def output_format(out: Path) -> str:
     if suffix not in (".csv", ".jsonl"):
         raise InputError(f"{out}: output must end in .csv or .jsonl", path=out)
     return suffix[1:]
-
-
-@dataclass(frozen=True, slots=True)
-class ClassifySummary:
-    """What a folder run did."""
-
-    out: str | None
-    total: int
-    ok: int
-    errors: int
-    resumed: int
-    seconds: float
-    cluster: dict[str, Any] | None = None  # address, nodes, actors when the run used a Ray cluster
-
-    @property
-    def images_per_second(self) -> float:
-        return (self.total - self.resumed) / self.seconds if self.seconds > 0 else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        data = {
-            "out": self.out,
-            "total": self.total,
-            "ok": self.ok,
-            "errors": self.errors,
-            "resumed": self.resumed,
-            "seconds": self.seconds,
-            "images_per_second": self.images_per_second,
-        }
-        if self.cluster is not None:
-            data["cluster"] = self.cluster
-        return data
 
 
 class ResultWriter:

@@ -3,7 +3,8 @@
 Checks happen before onnxruntime sees the file: it exists, is not absurdly large, parses as an ONNX
 protobuf, and every external-data location resolves to a regular file inside the model's folder
 (onnxruntime itself follows hard links and ``..``). Failures are one-line ModelErrors, not protobuf
-or onnxruntime tracebacks.
+or onnxruntime tracebacks. ``build_session`` is the one call of ``InferenceSession`` in edgecnn (bench's bare
+yardstick and certify's runner aside); ``create_session`` vets, resolves providers and checks them around it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import contextlib
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -237,6 +238,41 @@ def check_session_providers(
     return ["FALLBACK: " + message]
 
 
+def build_session(
+    source: str | Path | bytes,
+    sess_options: ort.SessionOptions | None = None,
+    *,
+    providers: Sequence[str] = (CPU,),
+    provider_options: Sequence[dict[str, Any]] | None = None,
+    disabled_optimizers: Sequence[str] | None = None,
+    model: Any = None,
+) -> ort.InferenceSession:  # noqa: TID251 (the one place)
+    """The one place in edgecnn that opens an onnxruntime ``InferenceSession`` (the bare yardstick in
+    ``bench/plain_ort.py`` and certify's runner, which must not import edgecnn, aside), so that every session
+    runs a model as it asks: the optimizers a quantized model disables (``session_hints``) stay disabled
+    unless ``disabled_optimizers`` says otherwise.
+
+    No vetting and no provider checks: ``create_session`` (the engine's way in) adds both; this serves the
+    tools that need a plain session (an optimised-graph dump, a profiled run, a probe). ``model``: the
+    ``ModelProto`` when the caller has loaded it already.
+    """
+    import onnx
+
+    if disabled_optimizers is None:
+        if model is None:
+            model = (
+                onnx.load_model_from_string(source)
+                if isinstance(source, bytes)
+                else onnx.load(str(source), load_external_data=False)
+            )
+        disabled_optimizers = session_hints(model).get("disabled_optimizers", ())
+    extra: dict[str, Any] = {"disabled_optimizers": list(disabled_optimizers)} if disabled_optimizers else {}
+    if provider_options is not None:
+        extra["provider_options"] = list(provider_options)
+    src = source if isinstance(source, bytes) else str(source)
+    return ort.InferenceSession(src, sess_options=sess_options, providers=list(providers), **extra)  # noqa: TID251
+
+
 def create_session(
     path: str | Path,
     provider: Provider | str = Provider.auto,
@@ -245,7 +281,7 @@ def create_session(
     allow_fallback: bool = False,
     plan: ProviderPlan | None = None,
     vetted: tuple[Path, Any] | None = None,
-) -> ort.InferenceSession:
+) -> ort.InferenceSession:  # noqa: TID251 (the one place)
     """Vet ``path`` (unless ``vetted`` holds its vetted path and graph) and open an InferenceSession with the
     resolved providers, checking that it really got them.
 
@@ -259,10 +295,6 @@ def create_session(
     checked, model = vetted or vet_model(path)
     settings = settings or SessionSettings()
     plan = plan or resolve_providers(provider, ort.get_available_providers(), allow_fallback=allow_fallback)
-    disabled = settings.disabled_optimizers
-    if disabled is None:
-        disabled = session_hints(model).get("disabled_optimizers", ())
-    extra = {"disabled_optimizers": list(disabled)} if disabled else {}
     wants_device = any(p != CPU for p in plan.providers)
     quiet_onnxruntime()
     with warnings.catch_warnings(record=True) as caught, _captured_stderr(wants_device) as native_log:
@@ -270,8 +302,12 @@ def create_session(
         if wants_device:
             ort.set_default_logger_severity(min(3, ort_log_severity()))  # provider failures are logged as errors
         try:
-            session = ort.InferenceSession(
-                str(checked), sess_options=session_options(settings), **plan.as_session_args(), **extra
+            session = build_session(
+                checked,
+                session_options(settings),
+                **plan.as_session_args(),
+                disabled_optimizers=settings.disabled_optimizers,
+                model=model,
             )
         except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph/... types
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -144,7 +144,7 @@ def train(arch: str, out_dir: str | Path = "runs", config: TrainConfig | None = 
     from edgecnn._optional import require
     from edgecnn.data import Dataset, load_source, source_names
     from edgecnn.data.sources import sample_balanced, split_indices
-    from edgecnn.export.keras_io import write_sidecar
+    from edgecnn.keras_io import write_sidecar
     from edgecnn.runtime.preprocess import pixels_to_input
     from edgecnn.train import memory, stream
 
@@ -237,7 +237,7 @@ def train(arch: str, out_dir: str | Path = "runs", config: TrainConfig | None = 
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     epochs_run = len(hist.get("loss", []))
 
-    from edgecnn.export.keras_io import keras_predictor
+    from edgecnn.keras_io import keras_predictor
     from edgecnn.train.plots import save_confusion, save_curves, save_misclassified
 
     y_test = test_ds.y

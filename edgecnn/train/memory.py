@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgecnn.errors import UsageError
+from edgecnn.runtime.environment import machine_memory
 
 # resident bytes a training step holds, per byte of one sample's float32 activations (forward copies, their
 # gradients, TF's scratch buffers): MobileNetV2 at 224×224 measured 0.76 (1.76 GB peak at batch 8, 2.30 GB at 16,
@@ -52,19 +53,6 @@ def parse_size(text: str) -> int:
 def human(n: float) -> str:
     """Bytes as GB/MB with one decimal (binary units)."""
     return f"{n / (1 << 30):.1f} GB" if n >= 1 << 30 else f"{n / (1 << 20):.0f} MB"
-
-
-def machine_memory() -> int:
-    """Physical memory of this machine in bytes (cgroup limit when tighter)."""
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    try:
-        with open("/sys/fs/cgroup/memory.max") as fh:
-            raw = fh.read().strip()
-        if raw.isdigit():
-            total = min(total, int(raw))
-    except OSError:
-        pass
-    return total
 
 
 def default_budget() -> int:

@@ -102,7 +102,7 @@ def test_export_parity_miss_exit_4(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     """The Keras side answers its columns reversed (a conversion that changed the answers): over the FP32 bar."""
     import keras
 
-    import edgecnn.export.keras_io as keras_io
+    import edgecnn.keras_io as keras_io
 
     model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(3, "softmax")])
     model.save(tmp_path / "m.keras")

@@ -42,7 +42,7 @@ def plain_keras(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_lambda_layer_is_refused_with_its_name(tmp_path: Path) -> None:
-    from edgecnn.export.keras_io import load_keras
+    from edgecnn.keras_io import load_keras
 
     path = _lambda_model(tmp_path / "lambda.keras")
     with pytest.raises(UnsafeModelError, match=r"'double_it' is a Lambda layer.*--unsafe"):
@@ -52,7 +52,7 @@ def test_lambda_layer_is_refused_with_its_name(tmp_path: Path) -> None:
 def test_lambda_loads_with_explicit_trust(tmp_path: Path) -> None:
     import numpy as np
 
-    from edgecnn.export.keras_io import load_keras
+    from edgecnn.keras_io import load_keras
 
     model = load_keras(_lambda_model(tmp_path / "lambda.keras"), unsafe=True)
     assert np.allclose(model(np.ones((1, 4), np.float32)), 2.0)
@@ -60,7 +60,7 @@ def test_lambda_loads_with_explicit_trust(tmp_path: Path) -> None:
 
 def test_module_qualified_class_is_refused(plain_keras: Path, tmp_path: Path) -> None:
     """CVE-2025-1550 shape: a config naming a class from an arbitrary module (e.g. os / subprocess)."""
-    from edgecnn.export.keras_io import load_keras
+    from edgecnn.keras_io import load_keras
 
     def evil(cfg: dict) -> dict:  # type: ignore[type-arg]
         cfg["config"]["layers"][-1]["module"] = "subprocess"
@@ -73,7 +73,7 @@ def test_module_qualified_class_is_refused(plain_keras: Path, tmp_path: Path) ->
 
 
 def test_registered_custom_object_is_refused(plain_keras: Path, tmp_path: Path) -> None:
-    from edgecnn.export.keras_io import load_keras
+    from edgecnn.keras_io import load_keras
 
     def custom(cfg: dict) -> dict:  # type: ignore[type-arg]
         cfg["config"]["layers"][-1]["registered_name"] = "MyPackage>Backdoor"
@@ -85,7 +85,7 @@ def test_registered_custom_object_is_refused(plain_keras: Path, tmp_path: Path) 
 
 
 def test_zip_bomb_members_are_refused(tmp_path: Path) -> None:
-    from edgecnn.export import keras_io
+    from edgecnn import keras_io
 
     path = tmp_path / "bomb.keras"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -97,7 +97,7 @@ def test_zip_bomb_members_are_refused(tmp_path: Path) -> None:
 
 
 def test_path_traversal_member_is_refused(plain_keras: Path, tmp_path: Path) -> None:
-    from edgecnn.export.keras_io import load_keras
+    from edgecnn.keras_io import load_keras
 
     path = tmp_path / "traversal.keras"
     with zipfile.ZipFile(plain_keras) as zin, zipfile.ZipFile(path, "w") as zout:
@@ -117,7 +117,7 @@ def test_path_traversal_member_is_refused(plain_keras: Path, tmp_path: Path) -> 
     ],
 )
 def test_malformed_files(tmp_path: Path, name: str, content: bytes, error: type, fragment: str) -> None:
-    from edgecnn.export.keras_io import load_keras
+    from edgecnn.keras_io import load_keras
 
     path = tmp_path / name
     path.write_bytes(content)
@@ -129,7 +129,7 @@ def test_h5_needs_trust(tmp_path: Path) -> None:
     """CVE-2025-9905: .h5 ignored safe_mode; edgecnn treats it as code."""
     import keras
 
-    from edgecnn.export.keras_io import load_keras
+    from edgecnn.keras_io import load_keras
 
     path = tmp_path / "legacy.h5"
     keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save(path)
@@ -140,7 +140,7 @@ def test_h5_needs_trust(tmp_path: Path) -> None:
 
 
 def test_missing_file() -> None:
-    from edgecnn.export.keras_io import load_keras
+    from edgecnn.keras_io import load_keras
 
     with pytest.raises(ModelNotFoundError, match="no such model file"):
         load_keras("nowhere/model.keras")
@@ -151,7 +151,7 @@ def test_saved_model_needs_trust_then_exports(tmp_path: Path) -> None:
     import keras
 
     from edgecnn.export import ExportConfig, export_keras
-    from edgecnn.export.keras_io import load_keras
+    from edgecnn.keras_io import load_keras
 
     model = keras.Sequential(
         [keras.Input((6, 6, 1)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")]

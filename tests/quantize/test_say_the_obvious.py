@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgecnn.quantize.api import slower_warning
+from edgecnn.quantize.once import slower_warning
 from edgecnn.train.chance import chance_level, chance_warning
 
 

@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edgecnn import Classifier
-from edgecnn.runtime.folder import ClassifyRow, classify_to_file
+from edgecnn.runtime.folder import classify_to_file
 from edgecnn.runtime.results import (
     CSV_FIELDS,
     ResultWriter,
@@ -27,6 +27,7 @@ from edgecnn.runtime.results import (
     partial_path,
     read_done_paths,
 )
+from edgecnn.runtime.rows import ClassifyRow
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
 

@@ -118,7 +118,7 @@ def test_keras_sigmoid_side_of_parity_matches_the_hand_computation(tmp_path: Pat
     import keras
 
     from edgecnn.export import ExportConfig, export_keras
-    from edgecnn.export.keras_io import infer_metadata, keras_predictor
+    from edgecnn.keras_io import infer_metadata, keras_predictor
     from edgecnn.parity.run import load_predictor
     from edgecnn.runtime.metadata import OutputKind
 

@@ -1,4 +1,8 @@
-"""Reading Keras models safely, and the Keras side of parity as a plain ``Predictor``.
+"""The Keras adapter: reading Keras models safely, their metadata and sidecar, and the Keras side of parity
+as a plain ``Predictor``.
+
+It stands below export, train, parity and bench (all of which read Keras models through it) and above the
+runtime only; TensorFlow and Keras are imported inside its functions, never at import time.
 
 A ``.keras`` archive is inspected before Keras opens it: member count and sizes (zip bombs), then its
 ``config.json`` for Lambda layers and classes from outside Keras (arbitrary code). Only then does
