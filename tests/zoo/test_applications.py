@@ -115,7 +115,7 @@ def _initialised(name: str, work: Path) -> Path:
     """The net as ``zoo.build`` makes it (seeded), saved with the sidecar ``train`` writes beside a model."""
     import keras
 
-    from edgecnn.export.keras_io import write_sidecar
+    from edgecnn.keras_io import write_sidecar
 
     keras.utils.set_random_seed(0)
     path = work / f"{name}.keras"
