@@ -28,9 +28,8 @@ def _required(name: str) -> bool:
     return os.environ.get(name, "") not in ("", "0")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    _group_for_xdist(items)
+    _order_for_xdist(items)
     if _required("EDGECNN_REQUIRE_TF") and not HAS_TF:
         raise pytest.UsageError("EDGECNN_REQUIRE_TF=1 but TensorFlow/tf2onnx cannot be found")
     if _required("EDGECNN_REQUIRE_RAY") and not HAS_RAY:
@@ -54,20 +53,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_ray)
 
 
-def _group_for_xdist(items: list[pytest.Item]) -> None:
-    """Under ``--dist loadgroup`` (README's test command) a group runs on one worker, in order: each test module
-    is a group, so that its module-scoped fixtures (a trained net, a server) are built once; a module that names
-    ``XDIST_SPLIT_BY`` (parameters, of its tests or of a parametrized fixture) is split by their values; an
-    explicit ``xdist_group`` wins."""
-    for item in items:
-        if any(item.iter_markers("xdist_group")):
-            continue
-        group = item.nodeid.split("::")[0]
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        for name in getattr(getattr(item, "module", None), "XDIST_SPLIT_BY", ()):
-            if name in params:
-                group += f"[{params[name]}]"
-        item.add_marker(pytest.mark.xdist_group(group))
+# modules whose tests are split over the workers by their parameter (one net, one family a unit), not kept whole
+SPLIT_BY_PARAMETER = frozenset({"tests/zoo/test_applications.py", "tests/export/test_export_zoo.py"})
+
+
+def _order_for_xdist(items: list[pytest.Item]) -> None:
+    """Modules that say ``XDIST_FIRST = True`` (the longest units of work) are collected first: the workers take
+    units in collection order (``--no-loadscope-reorder``), so the others fill in around them."""
+    items.sort(key=lambda item: not getattr(getattr(item, "module", None), "XDIST_FIRST", False))  # stable
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):  # type: ignore[no-untyped-def]
+    """``--dist loadscope`` (README's test command), one unit of work per test module, so that a module's
+    fixtures (a trained net, a server, a README sandbox whose blocks run in order) are built once, on one
+    worker; the modules in ``SPLIT_BY_PARAMETER`` give one unit per parameter instead."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            if module in SPLIT_BY_PARAMETER and nodeid.endswith("]"):
+                return module + nodeid[nodeid.index("[") :]
+            return module
+
+    return ByModule(config, log)
 
 
 # -- shared fixtures -----------------------------------------------------------------------------
@@ -206,3 +217,23 @@ def write_png(path: Path, size: tuple[int, int] = (12, 10), mode: str = "RGB", s
 
 def read_json(path: Path) -> dict:  # type: ignore[type-arg]
     return json.loads(path.read_text())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):  # type: ignore[no-untyped-def]
+    """With ``EDGECNN_TEST_LOG=FILE``: one line per test (seconds with its fixtures, the worker's peak memory
+    so far, the worker), appended as it ends, so that a run's budget can be read even when it is cut short."""
+    import resource
+    import time
+
+    start = time.perf_counter()
+    try:
+        return (yield)
+    finally:
+        log = os.environ.get("EDGECNN_TEST_LOG")
+        if log:
+            peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+            line = f"{time.perf_counter() - start:.2f}\t{peak_mb}\t{worker}\t{time.time():.0f}\t{item.nodeid}\n"
+            with open(log, "a") as fh:
+                fh.write(line)

@@ -24,6 +24,7 @@ from PIL import Image
 from edgecnn.data.synthetic import write_tinted_folder as _cat_dog_folder  # the folder serve_load.py trains on too
 
 ROOT = Path(__file__).resolve().parents[2]
+XDIST_FIRST = True  # among the longest units of work: started first (tests/conftest.py)
 DOCS = (ROOT / "README.md", ROOT / "benchmarks" / "README.md")
 SKIP = re.compile(r"<!--\s*readme-runner:\s*skip\s*\((?P<why>.+?)\)\s*-->")
 FENCE = re.compile(r"^```(?P<lang>\w*)\s*$")

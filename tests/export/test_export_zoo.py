@@ -14,8 +14,7 @@ from edgecnn.runtime.inspect import describe_model
 from edgecnn.runtime.metadata import OutputKind
 
 pytestmark = pytest.mark.needs_tf
-XDIST_SPLIT_BY = ("name", "family")  # one export a test worker's unit (tests/conftest.py)
-CONVNEXT = "tests/export/test_export_zoo.py[convnext]"  # the family test and the one sharing its export
+XDIST_FIRST = True  # among the longest units of work: started first, one per export (tests/conftest.py)
 
 
 @pytest.fixture(autouse=True)
@@ -145,8 +144,8 @@ def test_keras_applications_family_exports(family: str, tmp_path: Path, request:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group(CONVNEXT)
-def test_convnext_quantizes_to_int8_and_fp16(convnext_export: tuple[Any, Any], tmp_path: Path) -> None:
+@pytest.mark.parametrize("family", ["convnext"])  # the same unit of work as the family's export test (conftest.py)
+def test_convnext_quantizes_to_int8_and_fp16(family: str, convnext_export: tuple[Any, Any], tmp_path: Path) -> None:
     """ConvNeXt's exported graph (Erf GELU, grouped Conv, LayerNorm) goes through INT8 and FP16 like the others."""
     from PIL import Image
 
