@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -58,9 +60,9 @@ SPLIT_BY_PARAMETER = frozenset({"tests/zoo/test_applications.py", "tests/export/
 
 
 def _order_for_xdist(items: list[pytest.Item]) -> None:
-    """Modules that say ``XDIST_FIRST = True`` (the longest units of work) are collected first: the workers take
-    units in collection order (``--no-loadscope-reorder``), so the others fill in around them."""
-    items.sort(key=lambda item: not getattr(getattr(item, "module", None), "XDIST_FIRST", False))  # stable
+    """The longest units of work first: the workers take units in collection order (``--no-loadscope-reorder``),
+    so the short ones fill in around them. A module says ``XDIST_PRIORITY = N`` (higher starts sooner)."""
+    items.sort(key=lambda item: -getattr(getattr(item, "module", None), "XDIST_PRIORITY", 0))  # stable
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log):  # type: ignore[no-untyped-def]
@@ -178,6 +180,22 @@ def write_gray(path: Path, value: int, size: int = 8) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.full((size, size), value, np.uint8), "L").save(path)
     return path
+
+
+@contextlib.contextmanager
+def memory_hog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Held around the few exports that peak at 7-17 GB (InceptionResNetV2, InceptionV3, NASNet, ConvNeXt): one
+    at a time across the test workers of a run (a file lock in the run's shared temporary folder), so that two
+    never add up past a 24 GB machine. The memory is back once each ends (Keras state cleared)."""
+    import fcntl
+
+    lock = tmp_path_factory.getbasetemp().parent / "memory-hog.lock"
+    with open(lock, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")

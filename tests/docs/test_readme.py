@@ -24,7 +24,7 @@ from PIL import Image
 from edgecnn.data.synthetic import write_tinted_folder as _cat_dog_folder  # the folder serve_load.py trains on too
 
 ROOT = Path(__file__).resolve().parents[2]
-XDIST_FIRST = True  # among the longest units of work: started first (tests/conftest.py)
+XDIST_PRIORITY = 2  # one unit: the sandbox, then every block in order: started first (tests/conftest.py)
 DOCS = (ROOT / "README.md", ROOT / "benchmarks" / "README.md")
 SKIP = re.compile(r"<!--\s*readme-runner:\s*skip\s*\((?P<why>.+?)\)\s*-->")
 FENCE = re.compile(r"^```(?P<lang>\w*)\s*$")
@@ -93,7 +93,7 @@ ALL_BLOCKS = [b for doc in DOCS if doc.is_file() for b in read_blocks(doc)]
 
 def test_the_readme_has_runnable_blocks() -> None:
     runnable = [b for b in ALL_BLOCKS if b.skip is None]
-    assert len(runnable) >= 8, [b.name for b in ALL_BLOCKS]
+    assert len(runnable) >= 5, [b.name for b in ALL_BLOCKS]  # the others name the test that runs their path
     assert any(b.lang == "python" for b in runnable) and any(b.lang == "bash" for b in runnable)
 
 

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from conftest import memory_hog
 
 from edgecnn import Classifier, zoo
 from edgecnn.runtime.inspect import describe_model
 from edgecnn.runtime.metadata import OutputKind
 
 pytestmark = pytest.mark.needs_tf
-XDIST_FIRST = True  # among the longest units of work: started first, one per export (tests/conftest.py)
+XDIST_PRIORITY = 1  # one unit per export, the big families among the longest: started first (tests/conftest.py)
 
 
 @pytest.fixture(autouse=True)
@@ -87,6 +89,25 @@ FAMILY_ALIASES = {
 NOT_FAMILIES = {"imagenet_utils"}
 
 
+# exports that peak at 7-17 GB of memory: one at a time across the test workers (conftest.memory_hog)
+MEMORY_HOGS = {"inception_resnet_v2", "inception_v3", "nasnet"}  # and convnext, in its fixture
+# the sweep's order: the longest exports first, so that the test workers finish together, and a hog between two
+# others, so that a worker seldom waits for the hog lock (seconds on 2 cores)
+BY_COST = [
+    "inception_resnet_v2",  # ~110
+    "densenet",  # ~30
+    "nasnet",  # ~70
+    "resnet_v2",  # ~28
+    "convnext",  # ~55, with the INT8/FP16 test sharing its export
+    "resnet",  # ~26
+    "inception_v3",  # ~50
+    *sorted(
+        set(KERAS_FAMILIES)
+        - {"inception_resnet_v2", "densenet", "nasnet", "resnet_v2", "convnext", "resnet", "inception_v3"}
+    ),
+]
+
+
 def _installed_families() -> set[str]:
     import types
 
@@ -112,12 +133,15 @@ def convnext_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]
     keras.utils.set_random_seed(0)
     model = keras.applications.ConvNeXtTiny(weights=None, input_shape=(32, 32, 3), classes=10)
     out = tmp_path_factory.mktemp("convnext") / "convnext.onnx"
-    return model, export_keras(model, out, ExportConfig(parity_samples=8, check=False))
+    with memory_hog(tmp_path_factory):
+        return model, export_keras(model, out, ExportConfig(parity_samples=8, check=False))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", sorted(KERAS_FAMILIES))
-def test_keras_applications_family_exports(family: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+@pytest.mark.parametrize("family", BY_COST)
+def test_keras_applications_family_exports(
+    family: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> None:
     """Export the family's representative (weights=None, 10 classes) and check FP32 parity against Keras."""
     import keras
     import onnxruntime as ort
@@ -132,9 +156,10 @@ def test_keras_applications_family_exports(family: str, tmp_path: Path, request:
         model, report = request.getfixturevalue("convnext_export")
         before = model(x, training=False).numpy()
     else:
-        model = getattr(keras.applications, arch)(weights=None, input_shape=(size, size, 3), classes=10)
-        before = model(x, training=False).numpy()
-        report = export_keras(model, tmp_path / f"{arch}.onnx", ExportConfig(parity_samples=8, check=False))
+        with memory_hog(tmp_path_factory) if family in MEMORY_HOGS else contextlib.nullcontext():
+            model = getattr(keras.applications, arch)(weights=None, input_shape=(size, size, 3), classes=10)
+            before = model(x, training=False).numpy()
+            report = export_keras(model, tmp_path / f"{arch}.onnx", ExportConfig(parity_samples=8, check=False))
     assert report.passed, f"{family} ({arch}): {report.parity.failures + report.random_parity.failures}"
     session = ort.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: x})[0]

@@ -33,7 +33,7 @@ SIZE = 32  # keras.applications' minimum input
 TRAIN_EPOCHS = {"mobilenetv2": 10, "mobilenetv3small": 8, "mobilenetv3large": 8, "efficientnetb0": 10, "resnet50": 6}
 TRAINED = set(TRAIN_EPOCHS) if os.environ.get("EDGECNN_TRAIN_ALL_APPLICATIONS") else {"mobilenetv2", "mobilenetv3small"}
 MISSES_INT8_BARS = {"efficientnetb0"}
-XDIST_FIRST = True  # among the longest units of work: started first, one per net (tests/conftest.py)
+XDIST_PRIORITY = 3  # the two trained nets are the longest units of work: started first (tests/conftest.py)
 
 
 def test_applications_are_listed_with_their_options() -> None:
