@@ -25,6 +25,7 @@ def model(tiny_onnx: Path, tmp_path: Path) -> Path:
     return Path(shutil.copy(tiny_onnx, tmp_path / "m.onnx"))
 
 
+@pytest.mark.slow  # measures for seconds
 def test_tune_measures_every_stage_and_writes_a_sidecar_that_applies(model: Path) -> None:
     result = tune(model, QUICK)
     assert result.sidecar == tuning_path(model) and result.sidecar.is_file()
@@ -45,6 +46,7 @@ def test_tune_measures_every_stage_and_writes_a_sidecar_that_applies(model: Path
     assert data["latency"]["p50_ms"] > 0 and data["throughput"]["items_per_s"] > 0
 
 
+@pytest.mark.slow  # measures for seconds
 def test_candidates_that_change_answers_are_never_picked(model: Path) -> None:
     strict = TuneConfig(throughput_batch=4, seconds=0.01, rounds=1, max_abs_diff=-1.0)  # nothing agrees
     result = tune(model, strict, write=False)
@@ -60,6 +62,7 @@ def test_tune_config_validates() -> None:
             TuneConfig(**bad)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow  # measures for seconds
 def test_bench_uses_the_sidecar_unless_told_otherwise(model: Path) -> None:
     tune(model, TuneConfig(throughput_batch=4, seconds=0.01, rounds=1))
     cfg = BenchConfig(batch_sizes=(1, 4), warmup=1, iterations=5)
@@ -71,6 +74,7 @@ def test_bench_uses_the_sidecar_unless_told_otherwise(model: Path) -> None:
     assert given.rows[0]["engine"].startswith("2 stream(s)")
 
 
+@pytest.mark.slow  # measures for seconds
 def test_cli_tune_prints_a_table_and_writes_json(model: Path, tmp_path: Path) -> None:
     out = tmp_path / "tune.json"
     res = CliRunner().invoke(

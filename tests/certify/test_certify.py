@@ -122,6 +122,7 @@ def test_full_range_weights_flip_on_avx2_and_portable_does_not(flip: dict[str, P
     np.testing.assert_allclose(portable[1], portable[2], rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow  # an emulated CPU: 2 × 500 samples under QEMU
 def test_certify_passes_portable_on_avx2_and_writes_the_certificate(flip: dict[str, Path]) -> None:
     res = CliRunner().invoke(
         app, ["certify", str(flip["portable"]), "--targets", "x86-avx2", "--data", "random", "--samples", "500"]

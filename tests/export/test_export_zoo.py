@@ -36,6 +36,7 @@ def _free_keras_state() -> Iterator[None]:
 COURSE = [n for n in zoo.names() if n != "vgg16-transfer" and "input_size" not in zoo.get_spec(n).options]
 
 
+@pytest.mark.slow  # 12 conversions, ~30 s: tests/export/test_export_api.py converts in the fast set
 @pytest.mark.parametrize("name", COURSE)
 def test_zoo_model_exports_with_fp32_parity(name: str, tmp_path: Path) -> None:
     from edgecnn.export import ExportConfig, export_keras

@@ -65,6 +65,7 @@ def test_options_an_architecture_does_not_take_are_usage_errors() -> None:
     assert zoo.get_spec("mobilenetv2").builder_options(input_size=None, alpha=0.5) == {"alpha": 0.5}
 
 
+@pytest.mark.slow  # builds each net twice, ~12 s in all
 @pytest.mark.needs_tf
 @pytest.mark.parametrize("name", list(APPS))
 def test_parameter_counts_at_any_input_size(name: str) -> None:
