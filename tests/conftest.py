@@ -184,9 +184,10 @@ def write_gray(path: Path, value: int, size: int = 8) -> Path:
 
 @contextlib.contextmanager
 def memory_hog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Held around the few exports that peak at 7-17 GB (InceptionResNetV2, InceptionV3, NASNet, ConvNeXt): one
-    at a time across the test workers of a run (a file lock in the run's shared temporary folder), so that two
-    never add up past a 24 GB machine. The memory is back once each ends (Keras state cleared)."""
+    """Held around the few steps that peak at 7-17 GB (exporting InceptionResNetV2, InceptionV3, NASNet and
+    ConvNeXt, calibrating ResNet50): one at a time across the test workers of a run (a file lock in the run's
+    shared temporary folder), so that two never add up past a 24 GB machine; each gives its memory back when it
+    ends (Keras state cleared)."""
     import fcntl
 
     lock = tmp_path_factory.getbasetemp().parent / "memory-hog.lock"
