@@ -57,12 +57,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 # modules whose tests are split over the workers by their parameter (one net, one family a unit), not kept whole
 SPLIT_BY_PARAMETER = frozenset({"tests/zoo/test_applications.py", "tests/export/test_export_zoo.py"})
+# the keras.applications exports that peak at 7-20 GB: one unit of work, so that they run one after another on
+# one worker while the other works through the rest (a lock between two workers would leave one waiting)
+EXPORT_MEMORY_HOGS = ("inception_resnet_v2", "nasnet", "convnext", "inception_v3")
 
 
 def _order_for_xdist(items: list[pytest.Item]) -> None:
     """The longest units of work first: the workers take units in collection order (``--no-loadscope-reorder``),
     so the short ones fill in around them. A module says ``XDIST_PRIORITY = N`` (higher starts sooner)."""
-    items.sort(key=lambda item: -getattr(getattr(item, "module", None), "XDIST_PRIORITY", 0))  # stable
+
+    def priority(item: pytest.Item) -> int:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if params.get("family") in EXPORT_MEMORY_HOGS:
+            return 9  # the longest unit of all (~6 min)
+        return getattr(getattr(item, "module", None), "XDIST_PRIORITY", 0)
+
+    items.sort(key=lambda item: -priority(item))  # stable
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log):  # type: ignore[no-untyped-def]
@@ -77,7 +87,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):  # type: ignore[no-
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0]
             if module in SPLIT_BY_PARAMETER and nodeid.endswith("]"):
-                return module + nodeid[nodeid.index("[") :]
+                param = nodeid[nodeid.index("[") + 1 : -1]
+                return f"{module}[{'memory hogs' if param in EXPORT_MEMORY_HOGS else param}]"
             return module
 
     return ByModule(config, log)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import memory_hog
+from conftest import EXPORT_MEMORY_HOGS, memory_hog
 
 from edgecnn import Classifier, zoo
 from edgecnn.runtime.inspect import describe_model
@@ -90,23 +90,9 @@ FAMILY_ALIASES = {
 NOT_FAMILIES = {"imagenet_utils"}
 
 
-# exports that peak at 7-17 GB of memory: one at a time across the test workers (conftest.memory_hog)
-MEMORY_HOGS = {"inception_resnet_v2", "inception_v3", "nasnet"}  # and convnext, in its fixture
-# the sweep's order: the longest exports first, so that the test workers finish together, and a hog between two
-# others, so that a worker seldom waits for the hog lock (seconds on 2 cores)
-BY_COST = [
-    "inception_resnet_v2",  # ~110
-    "densenet",  # ~30
-    "nasnet",  # ~70
-    "resnet_v2",  # ~28
-    "convnext",  # ~55, with the INT8/FP16 test sharing its export
-    "resnet",  # ~26
-    "inception_v3",  # ~50
-    *sorted(
-        set(KERAS_FAMILIES)
-        - {"inception_resnet_v2", "densenet", "nasnet", "resnet_v2", "convnext", "resnet", "inception_v3"}
-    ),
-]
+# the exports that peak at 7-20 GB of memory run one after another, as one unit of work of a test worker
+# (conftest.EXPORT_MEMORY_HOGS, started first), the biggest first; the other families each a unit of their own
+BY_COST = [*EXPORT_MEMORY_HOGS, *sorted(set(KERAS_FAMILIES) - set(EXPORT_MEMORY_HOGS))]
 
 
 def _installed_families() -> set[str]:
@@ -157,7 +143,7 @@ def test_keras_applications_family_exports(
         model, report = request.getfixturevalue("convnext_export")
         before = model(x, training=False).numpy()
     else:
-        with memory_hog(tmp_path_factory) if family in MEMORY_HOGS else contextlib.nullcontext():
+        with memory_hog(tmp_path_factory) if family in EXPORT_MEMORY_HOGS else contextlib.nullcontext():
             model = getattr(keras.applications, arch)(weights=None, input_shape=(size, size, 3), classes=10)
             before = model(x, training=False).numpy()
             report = export_keras(model, tmp_path / f"{arch}.onnx", ExportConfig(parity_samples=8, check=False))
