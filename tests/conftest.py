@@ -75,6 +75,14 @@ def _order_for_xdist(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: -priority(item))  # stable
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker more than the cores this process may use (``--maxprocesses`` caps it). A few
+    long tests mostly wait — on a Ray head that never answers, on servers and subprocesses starting — and the
+    extra worker keeps the cores busy meanwhile."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores + 1
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log):  # type: ignore[no-untyped-def]
     """``--dist loadscope`` (README's test command), one unit of work per test module, so that a module's
     fixtures (a trained net, a server, a README sandbox whose blocks run in order) are built once, on one
