@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+XDIST_PRIORITY = 2  # the demo end to end, ~1.5 min: started early, not left as the run's tail (tests/conftest.py)
+
 
 @pytest.mark.needs_tf
 @pytest.mark.slow

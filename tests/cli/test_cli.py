@@ -130,6 +130,7 @@ def test_doctor() -> None:
     assert result.exit_code == 0 and "providers_available" in result.stdout and "CPUExecutionProvider" in result.stdout
 
 
+@pytest.mark.slow  # three CLI steps on a converted net, ~10 s
 @pytest.mark.needs_tf
 def test_export_parity_quantize(tmp_path: Path) -> None:
     onnx_path = tmp_path / "deep.onnx"
@@ -166,6 +167,7 @@ def test_export_parity_quantize(tmp_path: Path) -> None:
     assert {r["role"] for r in report["anatomy"]} >= {"dense", "softmax"}
 
 
+@pytest.mark.slow  # two conversions
 @pytest.mark.needs_tf
 def test_export_softmax_switch_for_logits_models(tmp_path: Path) -> None:
     from edgecnn import Classifier

@@ -31,6 +31,8 @@ from typer.testing import CliRunner
 
 from edgecnn.cli import app
 
+XDIST_PRIORITY = 1  # the long fuzz profile, ~1 min: started early, not left as the run's tail (tests/conftest.py)
+
 runner = CliRunner()
 SECONDS_PER_RUN = 20.0
 FLAG = st.just(None)  # an option that takes no value
@@ -403,6 +405,7 @@ def check_contract(call: Call, prepared: Path) -> None:
 FAST = [
     "classify", "quantize", "bench", "info", "annotate", "parity", "tune", "zoo", "export", "train", "serve", "certify"
 ]
+
 
 # the fast profile: bounded and seeded, a few seconds; the slow profile below draws far more
 @settings(

@@ -12,6 +12,8 @@ import pytest
 from edgecnn.errors import UsageError
 from edgecnn.train.fit import output_paths
 
+XDIST_PRIORITY = 1  # five CLI processes, ~1 min: started early, not left as the run's tail (tests/conftest.py)
+
 CHATTER = ("oneDNN custom operations", "absl::InitializeLog", "cpu_feature_guard", "[W:onnxruntime", "[E:onnxruntime")
 EDGECNN_LINE = ("warning: ", "note: ", "error: ", "WARNING edgecnn", "INFO edgecnn", "ERROR edgecnn")
 

@@ -24,6 +24,8 @@ from edgecnn.errors import ModelError
 from edgecnn.runtime.folder import classify_to_file
 from edgecnn.runtime.results import partial_path, read_done_paths
 
+XDIST_PRIORITY = 2  # a Ray cluster's unit of ~2 min: started early, not left as the run's tail (tests/conftest.py)
+
 pytestmark = [pytest.mark.needs_ray, pytest.mark.slow]
 
 

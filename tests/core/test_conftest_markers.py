@@ -11,6 +11,8 @@ from pathlib import Path
 import onnxruntime as ort
 import pytest
 
+pytestmark = pytest.mark.slow  # each case runs pytest in a subprocess (~3 s)
+
 CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
 HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers()
 

@@ -64,6 +64,7 @@ def test_unknown_source_and_split() -> None:
         load_source("mnist5k", split="holdout")
 
 
+@pytest.mark.slow  # imports Keras
 def test_offline_keras_dataset_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
     """The real keras.datasets path, with its download made to fail as it does offline."""
     pytest.importorskip("keras")

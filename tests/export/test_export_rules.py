@@ -50,6 +50,7 @@ def test_allow_inlining_strips_the_xla_no_inline_marks() -> None:
     assert allow_inlining(graph_def) == []
 
 
+@pytest.mark.slow  # a ConvNeXt-style conversion
 @needs_tf
 def test_exact_gelu_and_grouped_conv_export(tmp_path: Path) -> None:
     """ConvNeXt's two blockers in a tiny model: the exact GELU (TF Erfc) and a grouped (depthwise) Conv2D."""
@@ -84,6 +85,7 @@ def test_exact_gelu_and_grouped_conv_export(tmp_path: Path) -> None:
     assert np.abs(got - want).max() <= 1e-5 * max(1.0, float(np.abs(want).max()))
 
 
+@pytest.mark.slow  # a conversion that fails on purpose
 @needs_tf
 def test_unconvertible_op_names_op_layer_and_advice(tmp_path: Path) -> None:
     """No tf2onnx rule for BesselI0e: every strategy fails, and the message says which op, where, what to do."""

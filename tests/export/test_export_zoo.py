@@ -104,6 +104,7 @@ def _installed_families() -> set[str]:
     return {n for n in modules if not n.startswith("_")} - NOT_FAMILIES
 
 
+@pytest.mark.slow  # imports Keras to list the families (~8 s of TensorFlow import)
 def test_every_keras_applications_family_is_in_the_sweep() -> None:
     """A family a newer Keras adds fails here by name until it joins KERAS_FAMILIES."""
     missing = sorted(_installed_families() - set(KERAS_FAMILIES) - set(FAMILY_ALIASES))

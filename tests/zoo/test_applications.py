@@ -77,6 +77,7 @@ def test_parameter_counts_at_any_input_size(name: str) -> None:
         assert tuple(model.inputs[0].shape[1:]) == (size, size, 3)
 
 
+@pytest.mark.slow  # builds MobileNetV2 and three refusals through Keras, ~6 s
 @pytest.mark.needs_tf
 def test_width_multiplier_and_bad_options() -> None:
     narrow = zoo.build("mobilenetv2", input_size=SIZE, alpha=0.35)
