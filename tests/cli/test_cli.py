@@ -193,6 +193,7 @@ def test_parity_failure_exit_4(tmp_path: Path) -> None:
     one_line_error(result, "parity failed")
 
 
+@pytest.mark.slow  # builds and saves a Keras model (TensorFlow import)
 @pytest.mark.needs_tf
 def test_export_refuses_lambda_exit_3(tmp_path: Path) -> None:
     import keras

@@ -25,6 +25,7 @@ def test_layer_of_maps_tf_scopes_to_keras_layers() -> None:
 needs_tf = pytest.mark.needs_tf
 
 
+@pytest.mark.slow  # traces a Keras model (TensorFlow import)
 @needs_tf
 def test_allow_inlining_strips_the_xla_no_inline_marks() -> None:
     """tf.function(jit_compile=True) — what Keras wraps a grouped convolution in — marks the function no-inline."""
