@@ -210,12 +210,9 @@ def memory_hog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     import fcntl
 
     lock = tmp_path_factory.getbasetemp().parent / "memory-hog.lock"
-    with open(lock, "w") as fh:
+    with open(lock, "w") as fh:  # closing the file releases the lock
         fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+        yield
 
 
 @pytest.fixture(scope="session")
