@@ -136,26 +136,41 @@ def check_keras_version() -> None:
         )
 
 
-def _precheck(p: Path) -> None:
-    """What can be told from the file alone: a folder without saved_model.pb, an unknown suffix, a .keras
-    file that is no zip archive.
+def _refuse_from_the_file(p: Path, *, unsafe: bool) -> None:
+    """Everything that can be told from the file alone, in milliseconds, before TensorFlow's import (seconds):
+    a folder without saved_model.pb, an unknown suffix, a .keras file that is no zip archive or fails
+    ``inspect_keras_archive``, a .h5 file that is no HDF5; and, without ``unsafe``, the formats that run code.
 
     Raises:
-        ModelFormatError: each of those.
+        ModelFormatError, UnsafeModelError.
     """
     import zipfile
 
     if p.is_dir():
         if not (p / "saved_model.pb").is_file():
             raise ModelFormatError(f"{p}: a folder but not a SavedModel (no saved_model.pb)", path=p)
+        if not unsafe:
+            raise UnsafeModelError(f"{p}: SavedModel folders can run code when loaded; " + _trust_hint(p), path=p)
         return
     suffix = p.suffix.lower()
-    if suffix not in (".keras", ".h5", ".hdf5"):
+    if suffix in (".h5", ".hdf5"):
+        with open(p, "rb") as fh:
+            if fh.read(8) != b"\x89HDF\r\n\x1a\n":
+                raise ModelFormatError(f"{p}: not an HDF5 file (legacy .h5 Keras models are HDF5)", path=p)
+        if not unsafe:
+            raise UnsafeModelError(
+                f"{p}: legacy .h5 models can run code when loaded (safe_mode does not cover them); " + _trust_hint(p),
+                path=p,
+            )
+        return
+    if suffix != ".keras":
         raise ModelFormatError(
             f"{p}: unknown model format {suffix or '(no suffix)'}; expected .keras, .h5 or a SavedModel folder", path=p
         )
-    if suffix == ".keras" and not zipfile.is_zipfile(p):
+    if not zipfile.is_zipfile(p):
         raise ModelFormatError(f"{p}: not a Keras .keras archive (not a zip file)", path=p)
+    if not unsafe:
+        inspect_keras_archive(p)
 
 
 def load_keras(path: str | Path, *, unsafe: bool = False) -> Any:
@@ -169,40 +184,21 @@ def load_keras(path: str | Path, *, unsafe: bool = False) -> Any:
     p = Path(path)
     if not p.exists():
         raise ModelNotFoundError(f"{p}: no such model file", path=p)
-    _precheck(p)  # the file is refused in milliseconds, before TensorFlow's import (seconds)
+    _refuse_from_the_file(p, unsafe=unsafe)
     keras = require("keras")
     check_keras_version()
     if p.is_dir():
-        if not (p / "saved_model.pb").is_file():
-            raise ModelFormatError(f"{p}: a folder but not a SavedModel (no saved_model.pb)", path=p)
-        if not unsafe:
-            raise UnsafeModelError(f"{p}: SavedModel folders can run code when loaded; " + _trust_hint(p), path=p)
         warnings.warn(f"{p}: loading a SavedModel, which can run code", stacklevel=2)
         try:
             return _wrap_saved_model(p, keras)
         except Exception as err:
             raise ModelFormatError(f"{p}: cannot load SavedModel ({type(err).__name__}: {err})", path=p) from err
-    suffix = p.suffix.lower()
-    if suffix in (".h5", ".hdf5"):
-        with open(p, "rb") as fh:
-            if fh.read(8) != b"\x89HDF\r\n\x1a\n":
-                raise ModelFormatError(f"{p}: not an HDF5 file (legacy .h5 Keras models are HDF5)", path=p)
-        if not unsafe:
-            raise UnsafeModelError(
-                f"{p}: legacy .h5 models can run code when loaded (safe_mode does not cover them); " + _trust_hint(p),
-                path=p,
-            )
+    if p.suffix.lower() in (".h5", ".hdf5"):
         warnings.warn(f"{p}: loading a legacy .h5 model, which can run code", stacklevel=2)
         try:
             return keras.saving.load_model(str(p), compile=False, safe_mode=False)
         except Exception as err:
             raise ModelFormatError(f"{p}: cannot load .h5 model ({type(err).__name__}: {err})", path=p) from err
-    if suffix != ".keras":
-        raise ModelFormatError(
-            f"{p}: unknown model format {suffix or '(no suffix)'}; expected .keras, .h5 or a SavedModel folder", path=p
-        )
-    if not unsafe:
-        inspect_keras_archive(p)
     try:
         return keras.saving.load_model(str(p), compile=False, safe_mode=not unsafe)
     except ValueError as err:

@@ -11,7 +11,8 @@ import pytest
 from edgecnn import Classifier
 from edgecnn.errors import ParityError, UsageError
 
-pytestmark = pytest.mark.needs_tf
+# each test converts with tf2onnx (TensorFlow's import: seconds a worker); the fast set uses the committed export
+pytestmark = [pytest.mark.needs_tf, pytest.mark.slow]
 
 
 def test_trained_model_metadata_and_parity(mnist_trained, mnist_onnx: Path) -> None:  # type: ignore[no-untyped-def]

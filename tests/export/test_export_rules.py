@@ -115,6 +115,7 @@ def test_unconvertible_op_names_op_layer_and_advice(tmp_path: Path) -> None:
 
 
 @needs_tf
+@pytest.mark.slow  # reads tf2onnx's conversion rules (TensorFlow's import)
 def test_advice_names_the_opset_that_converts_an_op() -> None:
     """tf2onnx converts BitwiseAnd from opset 18: at 17 the advice is that opset; a function call gets its own."""
     nodes = (

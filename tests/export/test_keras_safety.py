@@ -10,16 +10,9 @@ import pytest
 
 from edgecnn.errors import ModelFormatError, ModelNotFoundError, UnsafeModelError
 
-pytestmark = pytest.mark.needs_tf
-
-
-def _lambda_model(path: Path) -> Path:
-    import keras
-
-    inputs = keras.Input((4,))
-    outputs = keras.layers.Lambda(lambda t: t * 2, name="double_it")(inputs)
-    keras.Model(inputs, outputs).save(path)
-    return path
+# Real Keras-made files, committed (keras_files/make.py makes them): every refusal is decided from the file
+# before TensorFlow's import, so these tests need no TensorFlow; the ones that load for real are slow.
+FILES = Path(__file__).parent / "keras_files"
 
 
 def _rewrite_config(src: Path, dst: Path, edit) -> Path:  # type: ignore[no-untyped-def]
@@ -32,30 +25,42 @@ def _rewrite_config(src: Path, dst: Path, edit) -> Path:  # type: ignore[no-unty
     return dst
 
 
-@pytest.fixture(scope="module")
-def plain_keras(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import keras
-
-    path = tmp_path_factory.mktemp("k") / "plain.keras"
-    keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")]).save(path)
-    return path
+@pytest.fixture
+def plain_keras() -> Path:
+    return FILES / "plain.keras"
 
 
-def test_lambda_layer_is_refused_with_its_name(tmp_path: Path) -> None:
+def test_lambda_layer_is_refused_with_its_name() -> None:
     from edgecnn.keras_io import load_keras
 
-    path = _lambda_model(tmp_path / "lambda.keras")
     with pytest.raises(UnsafeModelError, match=r"'double_it' is a Lambda layer.*--unsafe"):
-        load_keras(path)
+        load_keras(FILES / "lambda.keras")
 
 
-def test_lambda_loads_with_explicit_trust(tmp_path: Path) -> None:
+@pytest.mark.needs_tf
+@pytest.mark.slow  # loads with Keras (TensorFlow's import)
+def test_lambda_loads_with_explicit_trust() -> None:
     import numpy as np
 
     from edgecnn.keras_io import load_keras
 
-    model = load_keras(_lambda_model(tmp_path / "lambda.keras"), unsafe=True)
+    model = load_keras(FILES / "lambda.keras", unsafe=True)
     assert np.allclose(model(np.ones((1, 4), np.float32)), 2.0)
+
+
+def test_refusals_do_not_import_tensorflow(tmp_path: Path) -> None:
+    """Refused in milliseconds from the file alone: the checks run before TensorFlow's import (seconds)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom edgecnn.errors import UnsafeModelError\nfrom edgecnn.keras_io import load_keras\n"
+        f"for name in ('lambda.keras', 'legacy.h5'):\n"
+        f"    try:\n        load_keras({str(FILES)!r} + '/' + name)\n    except UnsafeModelError:\n        pass\n"
+        "    else:\n        sys.exit('not refused: ' + name)\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
 def test_module_qualified_class_is_refused(plain_keras: Path, tmp_path: Path) -> None:
@@ -125,18 +130,21 @@ def test_malformed_files(tmp_path: Path, name: str, content: bytes, error: type,
         load_keras(path)
 
 
-def test_h5_needs_trust(tmp_path: Path) -> None:
+def test_h5_is_refused_without_trust() -> None:
     """CVE-2025-9905: .h5 ignored safe_mode; edgecnn treats it as code."""
-    import keras
-
     from edgecnn.keras_io import load_keras
 
-    path = tmp_path / "legacy.h5"
-    keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save(path)
     with pytest.raises(UnsafeModelError, match=r"legacy \.h5 models can run code"):
-        load_keras(path)
+        load_keras(FILES / "legacy.h5")
+
+
+@pytest.mark.needs_tf
+@pytest.mark.slow  # loads with Keras (TensorFlow's import)
+def test_h5_loads_with_trust_and_a_warning() -> None:
+    from edgecnn.keras_io import load_keras
+
     with pytest.warns(UserWarning, match="can run code"):
-        assert load_keras(path, unsafe=True).count_params() == 10
+        assert load_keras(FILES / "legacy.h5", unsafe=True).count_params() == 10
 
 
 def test_missing_file() -> None:
@@ -146,6 +154,7 @@ def test_missing_file() -> None:
         load_keras("nowhere/model.keras")
 
 
+@pytest.mark.needs_tf
 @pytest.mark.slow
 def test_saved_model_needs_trust_then_exports(tmp_path: Path) -> None:
     import keras

@@ -74,7 +74,6 @@ def test_head_nodes_walks_back_through_shape_ops(tmp_path: Path) -> None:
     assert "Conv" not in {by_name[n] for n in head_nodes(model)}
 
 
-@pytest.mark.needs_tf
 @pytest.mark.filterwarnings("ignore:dynamic quantization of a model with convolutions")
 @pytest.mark.parametrize(
     "config",

@@ -13,8 +13,6 @@ from edgecnn import Classifier
 from edgecnn.errors import InputError, UsageError
 from edgecnn.quantize import QuantizeConfig, quantize
 
-pytestmark = pytest.mark.needs_tf
-
 
 @pytest.fixture(scope="module")
 def int8(mnist_onnx: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
@@ -72,6 +70,8 @@ def test_metadata_is_carried_and_extended(int8, mnist_onnx: Path) -> None:  # ty
     assert info["calibration_samples"] == 256 and len(info["calibration_sha256"]) == 64
 
 
+@pytest.mark.needs_tf
+@pytest.mark.slow  # runs the Keras original (TensorFlow's import)
 def test_parity_uses_int8_bars_against_keras(int8, mnist_trained) -> None:  # type: ignore[no-untyped-def]
     from edgecnn.parity import run_parity
 
@@ -141,6 +141,7 @@ def test_calibration_folder_is_disjoint_from_test_split() -> None:
     assert len(counts) == 10 and max(counts.values()) - min(counts.values()) <= 1
 
 
+@pytest.mark.needs_tf
 @pytest.mark.slow
 def test_catsdogs_variants_run_through_classifier(tmp_path: Path) -> None:
     from edgecnn.export import ExportConfig, export_keras

@@ -34,6 +34,7 @@ def test_every_design_row_is_registered() -> None:
 
 
 @pytest.mark.needs_tf
+@pytest.mark.slow  # builds each net with Keras (TensorFlow's import)
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_parameter_counts(name: str) -> None:
     model = zoo.build(name)
@@ -42,6 +43,7 @@ def test_parameter_counts(name: str) -> None:
 
 
 @pytest.mark.needs_tf
+@pytest.mark.slow
 def test_augmentation_adds_no_parameters_and_is_inactive_at_inference() -> None:
     import numpy as np
 
