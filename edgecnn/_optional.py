@@ -10,7 +10,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -81,10 +81,13 @@ def filtered_native_stderr(pattern: re.Pattern[str] = _TF_CHATTER) -> Iterator[N
 
 
 @contextlib.contextmanager
-def live_filtered_native_stderr(pattern: re.Pattern[str], *, restore: bool = True) -> Iterator[None]:
+def live_filtered_native_stderr(
+    pattern: re.Pattern[str], *, restore: bool | Callable[[], bool] = True
+) -> Iterator[None]:
     """Like ``filtered_native_stderr`` for long blocks: fd 2 goes through a pipe and a thread passes on, as
     they come, the lines that do not match ``pattern`` (an unfinished line that cannot match goes on at
-    once, so progress output keeps moving). For Ray's C++ core, which logs to the driver's fd 2 all run."""
+    once, so progress output keeps moving). For Ray's C++ core, which logs to the driver's fd 2 all run.
+    ``restore`` (or its answer when the block ends) False: keep filtering until the process ends."""
     import threading
 
     try:
@@ -120,7 +123,7 @@ def live_filtered_native_stderr(pattern: re.Pattern[str], *, restore: bool = Tru
             sys.stderr.flush()
         except (AttributeError, ValueError):
             pass
-        if restore:
+        if restore() if callable(restore) else restore:
             os.dup2(saved, 2)  # the pipe ends when no process holds its write end any more
             thread.join(timeout=2.0)
             if not thread.is_alive():  # else a child process (a Ray worker) still holds the pipe

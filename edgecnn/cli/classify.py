@@ -43,18 +43,23 @@ def classify_command(
         int | None, typer.Option(help="Actors (model sessions) on the cluster; default: its CPUs // per-actor.")
     ] = None,
     ray_cpus_per_actor: Annotated[int, typer.Option(help="CPUs (inference threads) per actor.")] = 1,
+    ray_timeout: Annotated[
+        float, typer.Option(metavar="SECONDS", help="Give up joining the Ray cluster after this long (exit 3).")
+    ] = 30.0,
 ) -> None:
     """Classify every file under FOLDER; unreadable or non-image files become error rows (exit 0)."""
     from edgecnn import report
     from edgecnn.classification import ClassifyOptions, classify
 
-    if ray is None and (ray_actors is not None or ray_cpus_per_actor != 1):
-        raise UsageError("--ray-actors and --ray-cpus-per-actor size a Ray run: add --ray auto (or --ray HOST:PORT)")
+    if ray is None and (ray_actors is not None or ray_cpus_per_actor != 1 or ray_timeout != 30.0):
+        raise UsageError(
+            "--ray-actors, --ray-cpus-per-actor and --ray-timeout shape a Ray run: add --ray auto (or --ray HOST:PORT)"
+        )
     ray_config = None
     if ray is not None:
         from edgecnn.cluster import RayConfig
 
-        ray_config = RayConfig(ray, actors=ray_actors, cpus_per_actor=ray_cpus_per_actor)
+        ray_config = RayConfig(ray, actors=ray_actors, cpus_per_actor=ray_cpus_per_actor, connect_timeout_s=ray_timeout)
     options = ClassifyOptions(
         top_k=top_k,
         batch_size=batch,

@@ -202,6 +202,11 @@ def _init_within(ray: Any, kwargs: dict[str, Any], target: str, timeout: float) 
 _ORPHANED: list[Any] = []  # connect threads given up on (stuck in Ray's C++ retries)
 
 
+def connect_given_up() -> bool:
+    """Whether a connect thread given up on is still alive (stuck in Ray's C++ retries, logging them)."""
+    return any(t.is_alive() for t in _ORPHANED)
+
+
 def silence_orphaned_connect() -> None:
     """A connect thread given up on keeps logging its retries to fd 2 until the process ends: from now on
     (and until exit, where it is drained) fd 2 passes through a filter that drops Ray's log lines. Call it
@@ -210,7 +215,7 @@ def silence_orphaned_connect() -> None:
 
     from edgecnn._optional import live_filtered_native_stderr
 
-    if not any(t.is_alive() for t in _ORPHANED):
+    if not connect_given_up():
         return
     lasting = live_filtered_native_stderr(RAY_NATIVE_LOG, restore=False)
     lasting.__enter__()

@@ -60,8 +60,8 @@ class RayConfig:
     connect_timeout_s: float = 30.0  # joining an existing cluster (HOST:PORT or RAY_ADDRESS)
 
     def __post_init__(self) -> None:
-        if not self.connect_timeout_s > 0:
-            raise UsageError(f"connect_timeout_s must be > 0, got {self.connect_timeout_s}")
+        if not 0 < self.connect_timeout_s < float("inf"):
+            raise UsageError(f"--ray-timeout must be a number of seconds > 0, got {self.connect_timeout_s}")
         object.__setattr__(self, "address", check_address(self.address))
         if self.actors is not None and self.actors < 1:
             raise UsageError(f"--ray-actors must be >= 1, got {self.actors}")
@@ -155,11 +155,13 @@ def _quiet_ray_core() -> Any:
     import contextlib
 
     from edgecnn._optional import live_filtered_native_stderr
-    from edgecnn.cluster.connect import RAY_NATIVE_LOG
+    from edgecnn.cluster.connect import RAY_NATIVE_LOG, connect_given_up
 
     if os.environ.get("EDGECNN_DEBUG", "") not in ("", "0"):
         return contextlib.nullcontext()
-    return live_filtered_native_stderr(RAY_NATIVE_LOG)
+    # a connect thread given up on goes on logging its retries: then the filter stays until the process ends
+    # (restoring fd 2 first, even for the moment before silence_orphaned_connect, let a retry line through)
+    return live_filtered_native_stderr(RAY_NATIVE_LOG, restore=lambda: not connect_given_up())
 
 
 def _pending_table(items: Iterator[tuple[str, str | None]], chunk: int = 65_536) -> Any:

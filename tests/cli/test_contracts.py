@@ -90,7 +90,7 @@ def test_library_refuses_the_same_classify_options(tiny_onnx: Path, photos: Path
         clf.classify_folder(photos, top_k=-1)
 
 
-@pytest.mark.parametrize("flag", [["--ray-actors", "2"], ["--ray-cpus-per-actor", "2"]])
+@pytest.mark.parametrize("flag", [["--ray-actors", "2"], ["--ray-cpus-per-actor", "2"], ["--ray-timeout", "5"]])
 def test_ray_sizing_without_ray_exit_2(tiny_onnx: Path, photos: Path, tmp_path: Path, flag: list[str]) -> None:
     result = runner.invoke(app, ["classify", str(photos), "-m", str(tiny_onnx), "-o", str(tmp_path / "r.csv"), *flag])
     one_line_error(result, 2, flag[0], "--ray auto")

@@ -153,6 +153,7 @@ COMMANDS: dict[str, Command] = {
             "--ray": choice("127.0.0.1:1", "nohost", "ray://127.0.0.1:1", "localhost:x"),
             "--ray-actors": ints(-1, 3),
             "--ray-cpus-per-actor": ints(-1, 3),
+            "--ray-timeout": floats("0.5", "5"),
         },
         fixed=[("--model", MODEL)],
     ),
