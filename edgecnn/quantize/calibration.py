@@ -27,6 +27,12 @@ DEFAULT_CALIBRATION_SAMPLES = 256
 RECOMMENDED_MIN_SAMPLES = 100
 # below this, MinMax ranges are a handful of images' extremes: refused rather than quietly poor
 MIN_CALIBRATION_SAMPLES = 10
+CALIBRATION_BATCH = 32  # samples onnxruntime calibrates on at once, at most
+# onnxruntime's calibration session holds one batch's activations: ~110 MB a sample for MobileNetV2 at 224×224
+# (3.9 GB peak at 32, 1.25 GB at 8, measured); MinMax batches are capped at this many bytes of input (13 samples
+# at 224×224×3, all 32 at 28×28). MinMax ranges are minima and maxima over every batch, so the cap leaves them
+# unchanged; the histogram methods (entropy, percentile) merge per batch and keep CALIBRATION_BATCH.
+MINMAX_BATCH_INPUT_BYTES = 8 << 20
 
 
 class ArrayReader(CalibrationDataReader):
@@ -36,7 +42,7 @@ class ArrayReader(CalibrationDataReader):
     at a time). The sha256 of what was fed is taken on the way (``sha256()``), so that recording it in the
     model's metadata needs no second pass over the images."""
 
-    def __init__(self, input_name: str, x: np.ndarray | ModelInputs, batch_size: int = 32) -> None:
+    def __init__(self, input_name: str, x: np.ndarray | ModelInputs, batch_size: int = CALIBRATION_BATCH) -> None:
         from edgecnn.data.inputs import ModelInputs
 
         self.input_name = input_name
@@ -90,6 +96,15 @@ class CalibrationSet:
         if self.skipped:
             text += f", {len(self.skipped)} unreadable skipped"
         return text + (f", {self.balanced})" if self.balanced else ")")
+
+
+def calibration_batch(meta: ModelMetadata, minmax: bool) -> int:
+    """Largest calibration batch for ``meta``'s input: ``CALIBRATION_BATCH``, capped for MinMax so that
+    onnxruntime's calibration session holds a few 224×224 samples' activations, not 32 (see above)."""
+    if not minmax:
+        return CALIBRATION_BATCH
+    sample = meta.input.height * meta.input.width * meta.input.channels * np.dtype(meta.input.dtype).itemsize
+    return max(1, min(CALIBRATION_BATCH, MINMAX_BATCH_INPUT_BYTES // max(1, sample)))
 
 
 def load_calibration(source: str | Path, meta: ModelMetadata, samples: int | None = None, seed: int = 0) -> np.ndarray:

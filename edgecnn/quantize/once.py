@@ -21,8 +21,10 @@ from edgecnn._fs import atomic_path, check_output_file, relative_to_folder, sha2
 from edgecnn.errors import QuantizeError, UsageError
 from edgecnn.quantize.anatomy import anatomy, roles
 from edgecnn.quantize.calibration import (
+    CALIBRATION_BATCH,
     DEFAULT_CALIBRATION_SAMPLES,
     ArrayReader,
+    calibration_batch,
     calibration_hash,
     load_calibration_set,
 )
@@ -137,10 +139,17 @@ def _has_conv(path: Path) -> bool:
 
 
 def _write_int8(
-    src: Path, out: Path, config: QuantizeConfig, calib: np.ndarray | ModelInputs, input_name: str, stem: list[str]
+    src: Path,
+    out: Path,
+    config: QuantizeConfig,
+    calib: np.ndarray | ModelInputs,
+    input_name: str,
+    stem: list[str],
+    batch_size: int = CALIBRATION_BATCH,
 ) -> ArrayReader:
     """Static INT8 of ``src`` into ``out``; the calibration inputs are made batch by batch as onnxruntime reads
-    them. Returns the reader (it holds the sha256 of what was fed)."""
+    them, ``batch_size`` at most (``calibration_batch``). Returns the reader (it holds the sha256 of what was
+    fed)."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod as OrtMethod
     from onnxruntime.quantization import QuantFormat as OrtFormat
@@ -149,7 +158,7 @@ def _write_int8(
     op_types = None  # quantize_static takes the op types to include: exclusion is the complement
     if config.exclude_op_types:
         op_types = sorted({n.op_type for n in onnx.load(str(src)).graph.node} - set(config.exclude_op_types))
-    reader = ArrayReader(input_name, calib)
+    reader = ArrayReader(input_name, calib, batch_size)
     with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print() their bin counts
         quantize_static(
             str(src),
@@ -287,7 +296,9 @@ def quantize_once(
                     by_role = roles(graph) if config.float_roles else {}
                     role_nodes = [n for n, r in by_role.items() if r in config.float_roles and n not in stem]
                     head, head_tensors = plan_float_head(graph, config.format.value)  # real scores: head.py
-                    reader = _write_int8(base, raw, config, cal.inputs, input_name, [*stem, *role_nodes, *head])
+                    batch = calibration_batch(meta, config.calibration_method == CalibrationMethod.minmax)
+                    keep_float = [*stem, *role_nodes, *head]
+                    reader = _write_int8(base, raw, config, cal.inputs, input_name, keep_float, batch)
                     info["float_head"] = {"nodes": head, "qdq_pairs_removed": finish_float_head(raw, head_tensors)}
                     info |= {
                         "method": config.calibration_method.value,
