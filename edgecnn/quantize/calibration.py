@@ -103,8 +103,13 @@ def calibration_batch(meta: ModelMetadata, minmax: bool) -> int:
     onnxruntime's calibration session holds a few 224×224 samples' activations, not 32 (see above)."""
     if not minmax:
         return CALIBRATION_BATCH
-    sample = meta.input.height * meta.input.width * meta.input.channels * np.dtype(meta.input.dtype).itemsize
-    return max(1, min(CALIBRATION_BATCH, MINMAX_BATCH_INPUT_BYTES // max(1, sample)))
+    spec = meta.input
+    return minmax_batch(spec.height * spec.width * spec.channels * np.dtype(spec.dtype).itemsize)
+
+
+def minmax_batch(sample_bytes: int) -> int:
+    """MinMax calibration batch for samples of ``sample_bytes`` of input (see ``MINMAX_BATCH_INPUT_BYTES``)."""
+    return max(1, min(CALIBRATION_BATCH, MINMAX_BATCH_INPUT_BYTES // max(1, sample_bytes)))
 
 
 def load_calibration(source: str | Path, meta: ModelMetadata, samples: int | None = None, seed: int = 0) -> np.ndarray:

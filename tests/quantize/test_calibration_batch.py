@@ -15,13 +15,14 @@ from edgecnn.runtime import read_metadata
 
 
 def test_minmax_batches_shrink_with_the_input_and_histograms_keep_theirs(tmp_path: Path) -> None:
-    from edgecnn.quantize.calibration import CALIBRATION_BATCH, ArrayReader, calibration_batch
+    from edgecnn.quantize.calibration import CALIBRATION_BATCH, ArrayReader, calibration_batch, minmax_batch
 
     meta = read_metadata(make_tiny_onnx(tmp_path / "m.onnx", size=28, channels=1))
     assert calibration_batch(meta, minmax=True) == CALIBRATION_BATCH == 32  # the course nets: unchanged
     big = dataclasses.replace(meta, input=dataclasses.replace(meta.input, height=224, width=224, channels=3))
     assert calibration_batch(big, minmax=True) == 13  # 8 MB of float input
     assert calibration_batch(big, minmax=False) == 32  # entropy / percentile merge per batch: as before
+    assert minmax_batch(224 * 224 * 3 * 4) == 13 and minmax_batch(28 * 28 * 4) == 32  # the bench baseline's
     reader = ArrayReader("input", np.zeros((256, 2), np.float32), calibration_batch(big, minmax=True))
     assert reader.batch_size == 8  # equal batches: the largest divisor of 256 up to 13
 
