@@ -172,7 +172,7 @@ def export_keras(src: Any, dst: str | Path | None = None, config: ExportConfig |
 
     from edgecnn.export.convert import convert
     from edgecnn.keras_io import infer_metadata, keras_predictor
-    from edgecnn.parity.run import RANDOM_SAMPLES, is_random, sample_inputs
+    from edgecnn.parity.run import RANDOM_SAMPLES, is_random, stream_inputs
     from edgecnn.runtime.classifier import Classifier
 
     config = config or ExportConfig()
@@ -228,25 +228,39 @@ def export_keras(src: Any, dst: str | Path | None = None, config: ExportConfig |
         reference = keras_predictor(model, keras_output)
         data = config.parity_data or _offline_source(sidecar.get("data"))
         try:
-            x, y, described = sample_inputs(meta, data, limit=config.parity_samples)
+            inputs = stream_inputs(meta, data, limit=config.parity_samples)  # made batch by batch in compare
         except Exception as err:  # the sidecar's data is a bonus here; random inputs still prove parity
             if config.parity_data is not None:
                 raise  # data the caller named must not quietly become random pixels
             log.warning("parity data %r unavailable (%s); using random inputs only", data, err)
             data = None
-            x, y, described = sample_inputs(meta, None)
+            inputs = stream_inputs(meta, None)
         bars = ParityBars.for_mode("fp32")
         parity = compare(
-            reference, onnx_model, x, y, meta.labels, bars, names=("keras", "onnx"), data=described,
+            reference,
+            onnx_model,
+            inputs,
+            inputs.labels,
+            meta.labels,
+            bars,
+            names=("keras", "onnx"),
+            data=inputs.description,
             random_data=is_random(data),
         )
-        xr, _, rdesc = sample_inputs(meta, None, limit=RANDOM_SAMPLES, seed=1)  # enough for FP32's exact bar
+        noise = stream_inputs(meta, None, limit=RANDOM_SAMPLES, seed=1)  # enough for FP32's exact bar
         # noise pixels lie far outside a trained net's data: its activations grow, and FP32 rounding with
         # them (a trained EfficientNetB0: 7e-5 on real digits, 2.9e-4 on noise); beside real data they are
         # a sanity check at the 1e-3 bar, and without real data they are the proof, at the real bar
-        random_bars = replace(bars, max_abs_diff=RANDOM_INPUT_MAX_ABS_DIFF) if y is not None else bars
+        random_bars = replace(bars, max_abs_diff=RANDOM_INPUT_MAX_ABS_DIFF) if inputs.labels is not None else bars
         random_parity = compare(
-            reference, onnx_model, xr, None, meta.labels, random_bars, names=("keras", "onnx"), data=rdesc,
+            reference,
+            onnx_model,
+            noise,
+            None,
+            meta.labels,
+            random_bars,
+            names=("keras", "onnx"),
+            data=noise.description,
             random_data=True,
         )
         timings["parity"] = time.perf_counter() - t0

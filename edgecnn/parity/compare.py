@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -171,14 +171,29 @@ class ParityReport:
         }
 
 
-def _batched(predict: Predictor, x: np.ndarray, batch: int) -> np.ndarray:
-    return np.concatenate([np.asarray(predict(x[i : i + batch]), np.float32) for i in range(0, len(x), batch)])
+class Batches(Protocol):
+    """Model input made one batch at a time (``edgecnn.data.inputs.ModelInputs``)."""
+
+    def batches(self, size: int) -> Iterable[np.ndarray]: ...
+
+
+def _predict_both(
+    reference: Predictor, candidate: Predictor, x: np.ndarray | Batches, batch: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both predictors on each batch in turn, so that one batch of input exists at a time (a streamed source
+    makes it here); the probabilities (n × classes) are what is kept."""
+    parts = x.batches(batch) if hasattr(x, "batches") else (x[i : i + batch] for i in range(0, len(x), batch))
+    ref, cand = [], []
+    for part in parts:
+        ref.append(np.asarray(reference(part), np.float32))
+        cand.append(np.asarray(candidate(part), np.float32))
+    return np.concatenate(ref), np.concatenate(cand)
 
 
 def compare(
     reference: Predictor,
     candidate: Predictor,
-    x: np.ndarray,
+    x: np.ndarray | Batches,
     y: np.ndarray | None = None,
     class_names: Sequence[str] | None = None,
     bars: ParityBars | None = None,
@@ -189,10 +204,10 @@ def compare(
     data: str = "",
     random_data: bool = False,
 ) -> ParityReport:
-    """Run both predictors on ``x`` and measure how far the candidate strays from the reference."""
+    """Run both predictors on ``x`` (an array, or inputs made batch by batch) and measure how far the
+    candidate strays from the reference."""
     bars = bars or ParityBars()
-    p_ref = _batched(reference, x, batch_size)
-    p_cand = _batched(candidate, x, batch_size)
+    p_ref, p_cand = _predict_both(reference, candidate, x, batch_size)
     if p_ref.shape != p_cand.shape:
         raise ParityError(f"output shapes differ: {names[0]} {p_ref.shape} vs {names[1]} {p_cand.shape}")
     n, k = p_ref.shape

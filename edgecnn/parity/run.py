@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -10,7 +11,9 @@ from edgecnn.errors import UsageError
 from edgecnn.parity.compare import EXACT_BAR_MIN_SAMPLES, ParityBars, ParityReport, Predictor, bars_for, compare
 from edgecnn.runtime.classifier import Classifier
 from edgecnn.runtime.metadata import ModelMetadata, OutputKind
-from edgecnn.runtime.preprocess import pixels_to_input
+
+if TYPE_CHECKING:
+    from edgecnn.data.inputs import ModelInputs
 
 RANDOM = "random"  # --data random: random pixels, asked for by name
 RANDOM_SAMPLES = EXACT_BAR_MIN_SAMPLES  # enough to resolve even FP32's exact bar
@@ -28,39 +31,51 @@ def sample_inputs(
     seed: int = 0,
     split: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """Model inputs for a parity check: real data when a source is named, random pixels for ``None``/``"random"``.
+    """``stream_inputs`` as one array: (x, y or None, description), for callers that need the whole array
+    (certify's subprocesses, benchmarks). Parity itself streams."""
+    inputs = stream_inputs(meta, data, limit=limit, seed=seed, split=split)
+    return inputs.materialise(), inputs.labels, inputs.description
+
+
+def stream_inputs(
+    meta: ModelMetadata,
+    data: str | None,
+    *,
+    limit: int | None = None,
+    seed: int = 0,
+    split: float | None = None,
+) -> ModelInputs:
+    """Model inputs for a parity check, made one batch at a time: real data when a source is named, random
+    pixels for ``None``/``"random"``.
 
     A folder counts every file it holds (flat folders are unlabelled; class subfolders give labels), unless
-    ``split`` asks for a seeded, class-stratified fraction of it; a named source gives its test split.
-    Returns (x, y or None, description). A named source that cannot load raises InputError: a parity
-    claim must never quietly fall back to random data.
+    ``split`` asks for a seeded, class-stratified fraction of it; a named source gives its test split, kept at
+    its own size (mnist5k: 28×28) and fitted to the model batch by batch. A named source that cannot load
+    raises InputError here (its first sample is made once to prove it): a parity claim must never quietly
+    fall back to random data.
     """
-    if limit is not None and limit < 1:
-        from edgecnn.errors import UsageError
+    from edgecnn.data.inputs import pixel_inputs, source_inputs
 
+    if limit is not None and limit < 1:
         raise UsageError(f"--limit must be >= 1, got {limit}")
     spec = meta.input
     if data is not None and data != RANDOM:
-        from edgecnn.data.folders import is_folder_spec, load_folder_images
+        from edgecnn.data.folders import is_folder_spec, load_folder_pixels
 
         if is_folder_spec(data):
-            return load_folder_images(data, meta, limit=limit, seed=seed, split=split)
+            pixels, y, described = load_folder_pixels(data, meta, limit=limit, seed=seed, split=split)
+            return pixel_inputs(pixels, meta, y, described)
         from edgecnn.data import load_source
 
-        ds = load_source(
-            data,
-            split="test",
-            seed=seed,
-            image_size=(spec.height, spec.width) if spec.is_image else None,
-            color_mode=meta.preprocess.color_mode.value if spec.is_image else None,
-            preprocess=meta.preprocess,
-            limit=limit,
-        )
-        return pixels_to_input(ds.x, meta), ds.y, f"{data} (test split, {len(ds)} samples)"
+        # at the source's own size: no image_size, no preprocess (a crop would apply here, then again below)
+        ds = load_source(data, split="test", seed=seed, limit=limit)
+        inputs = source_inputs(ds, meta, f"{data} (test split, {len(ds)} samples)")
+        inputs.rows(0, 1)  # a source that cannot become this model's input fails here, before any model runs
+        return inputs
     rng = np.random.default_rng(seed)
     n = limit or RANDOM_SAMPLES
     pixels = rng.integers(0, 256, size=(n, spec.height, spec.width, spec.channels), dtype=np.uint8)
-    return pixels_to_input(pixels, meta), None, f"random pixels ({n} samples)"
+    return pixel_inputs(pixels, meta, None, f"random pixels ({n} samples)")
 
 
 def load_predictor(path: str | Path, meta: ModelMetadata, *, unsafe: bool = False) -> Predictor:
@@ -114,17 +129,17 @@ def run_parity(
         )
     if split is not None and not 0.0 < split < 1.0:
         raise UsageError(f"--split is the fraction of the folder to use, between 0 and 1 (exclusive), got {split}")
-    x, y, described = sample_inputs(meta, data, limit=limit, seed=seed, split=split)
+    inputs = stream_inputs(meta, data, limit=limit, seed=seed, split=split)
     ref = load_predictor(reference, meta, unsafe=unsafe)
     report = compare(
         ref,
         cand,
-        x,
-        y,
+        inputs,
+        inputs.labels,
         meta.labels,
         bars,
         names=(str(reference), str(candidate)),
-        data=described,
+        data=inputs.description,
         random_data=is_random(data),
     )
     return report

@@ -9,13 +9,16 @@ import logging
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
 from edgecnn.errors import InputError
 from edgecnn.runtime.metadata import ModelMetadata
-from edgecnn.runtime.preprocess import pixels_to_input
+
+if TYPE_CHECKING:
+    from edgecnn.data.inputs import ModelInputs
 
 log = logging.getLogger(__name__)
 
@@ -24,44 +27,89 @@ DEFAULT_CALIBRATION_SAMPLES = 256
 RECOMMENDED_MIN_SAMPLES = 100
 # below this, MinMax ranges are a handful of images' extremes: refused rather than quietly poor
 MIN_CALIBRATION_SAMPLES = 10
+CALIBRATION_BATCH = 32  # samples onnxruntime calibrates on at once, at most
+# onnxruntime's calibration session holds one batch's activations: ~110 MB a sample for MobileNetV2 at 224×224
+# (3.9 GB peak at 32, 1.25 GB at 8, measured); MinMax batches are capped at this many bytes of input (13 samples
+# at 224×224×3, all 32 at 28×28). MinMax ranges are minima and maxima over every batch, so the cap leaves them
+# unchanged; the histogram methods (entropy, percentile) merge per batch and keep CALIBRATION_BATCH.
+MINMAX_BATCH_INPUT_BYTES = 8 << 20
 
 
 class ArrayReader(CalibrationDataReader):
-    """Feeds preprocessed samples one batch at a time: ``get_next() -> {input: batch} | None``."""
+    """Feeds model inputs one batch at a time: ``get_next() -> {input: batch} | None``.
 
-    def __init__(self, input_name: str, x: np.ndarray, batch_size: int = 32) -> None:
+    ``x``: an array, or ``ModelInputs`` whose batches are made when onnxruntime asks for them (only one exists
+    at a time). The sha256 of what was fed is taken on the way (``sha256()``), so that recording it in the
+    model's metadata needs no second pass over the images."""
+
+    def __init__(self, input_name: str, x: np.ndarray | ModelInputs, batch_size: int = CALIBRATION_BATCH) -> None:
+        from edgecnn.data.inputs import ModelInputs
+
         self.input_name = input_name
-        self.x = x
+        self.inputs = x if isinstance(x, ModelInputs) else ModelInputs.from_array(x)
+        n = len(self.inputs)
         # equal batches: ORT's histogram collectors (entropy, percentile) cannot stack a short last batch
-        self.batch_size = max(d for d in range(1, min(batch_size, len(x)) + 1) if len(x) % d == 0)
+        self.batch_size = max(d for d in range(1, min(batch_size, n) + 1) if n % d == 0)
         self._i = 0
+        self._digest = hashlib.sha256()
+        self._hashed = 0  # rows fed to the digest, in order
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        if self._i >= len(self.x):
+        if self._i >= len(self.inputs):
             return None
-        batch = self.x[self._i : self._i + self.batch_size]
+        batch = self.inputs.rows(self._i, self._i + self.batch_size)
+        if self._i == self._hashed:
+            self._digest.update(np.ascontiguousarray(batch).tobytes())
+            self._hashed += len(batch)
         self._i += self.batch_size
         return {self.input_name: batch}
 
     def rewind(self) -> None:
         self._i = 0
 
+    def sha256(self) -> str | None:
+        """``calibration_hash`` of every input once all were fed (None before)."""
+        return self._digest.hexdigest() if self._hashed == len(self.inputs) else None
+
 
 @dataclass(frozen=True)
 class CalibrationSet:
-    """The calibration tensors and where they came from (recorded in the model's metadata and the report)."""
+    """The calibration inputs, made batch by batch, and where they came from (recorded in the model's metadata
+    and the report)."""
 
-    x: np.ndarray
+    inputs: ModelInputs
     source: str
     found: int  # image files found in a folder (samples in a source)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why) of unreadable files
     balanced: str = ""  # "class-balanced", "balanced over subfolders" or "" (one flat folder)
 
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    @property
+    def x(self) -> np.ndarray:
+        """Every input as one array (bench baselines, tests); quantization streams ``inputs``."""
+        return self.inputs.materialise()
+
     def describe(self) -> str:
-        text = f"{len(self.x)} samples of {self.source} ({self.found} found"
+        text = f"{len(self)} samples of {self.source} ({self.found} found"
         if self.skipped:
             text += f", {len(self.skipped)} unreadable skipped"
         return text + (f", {self.balanced})" if self.balanced else ")")
+
+
+def calibration_batch(meta: ModelMetadata, minmax: bool) -> int:
+    """Largest calibration batch for ``meta``'s input: ``CALIBRATION_BATCH``, capped for MinMax so that
+    onnxruntime's calibration session holds a few 224×224 samples' activations, not 32 (see above)."""
+    if not minmax:
+        return CALIBRATION_BATCH
+    spec = meta.input
+    return minmax_batch(spec.height * spec.width * spec.channels * np.dtype(spec.dtype).itemsize)
+
+
+def minmax_batch(sample_bytes: int) -> int:
+    """MinMax calibration batch for samples of ``sample_bytes`` of input (see ``MINMAX_BATCH_INPUT_BYTES``)."""
+    return max(1, min(CALIBRATION_BATCH, MINMAX_BATCH_INPUT_BYTES // max(1, sample_bytes)))
 
 
 def load_calibration(source: str | Path, meta: ModelMetadata, samples: int | None = None, seed: int = 0) -> np.ndarray:
@@ -90,7 +138,7 @@ def load_calibration_set(
         cal = _from_folder(source, meta, samples, seed)
     else:
         cal = _from_source(str(source), meta, samples, seed)
-    n = len(cal.x)
+    n = len(cal)
     if n < MIN_CALIBRATION_SAMPLES:
         raise InputError(
             f"calibration source {source}: only {n} readable samples ({cal.describe()}); at least "
@@ -123,8 +171,11 @@ def _from_folder(source: str | Path, meta: ModelMetadata, samples: int | None, s
         log.info("calibration folder %s holds %d readable images: calibrating on all of them", source, len(imgs))
     for path, why in imgs.skipped:
         log.warning("calibration: skipped %s (%s)", path, why)
+    from edgecnn.data.inputs import ModelInputs, pixel_inputs
+
+    # uint8 pixels at the model's size for at most ``want`` images; the float input is made per batch
     return CalibrationSet(
-        x=pixels_to_input(imgs.pixels, meta) if len(imgs) else imgs.pixels.astype(np.float32),
+        inputs=pixel_inputs(imgs.pixels, meta) if len(imgs) else ModelInputs.from_array(imgs.pixels.astype(np.float32)),
         source=str(source),
         found=imgs.found,
         skipped=imgs.skipped,
@@ -134,16 +185,10 @@ def _from_folder(source: str | Path, meta: ModelMetadata, samples: int | None, s
 
 def _from_source(spec: str, meta: ModelMetadata, samples: int | None, seed: int) -> CalibrationSet:
     from edgecnn.data import load_source, sample_balanced
+    from edgecnn.data.inputs import source_inputs
 
-    image = meta.input.is_image
-    ds = load_source(
-        spec,
-        split="train",
-        seed=seed,
-        image_size=(meta.input.height, meta.input.width) if image else None,
-        color_mode=meta.preprocess.color_mode.value if image else None,
-        preprocess=meta.preprocess,
-    )
+    # at the source's own size (mnist5k: 28×28): the samples chosen are fitted to the model batch by batch
+    ds = load_source(spec, split="train", seed=seed)
     if samples is None:
         samples = min(DEFAULT_CALIBRATION_SAMPLES, len(ds))
         if samples < DEFAULT_CALIBRATION_SAMPLES:
@@ -154,10 +199,13 @@ def _from_source(spec: str, meta: ModelMetadata, samples: int | None, seed: int)
             "add images or lower --samples",
             path=spec,
         )
-    ds = sample_balanced(ds, samples, seed=seed)
-    return CalibrationSet(x=pixels_to_input(ds.x, meta), source=spec, found=len(ds), balanced="class-balanced")
+    inputs = source_inputs(sample_balanced(ds, samples, seed=seed), meta)
+    inputs.rows(0, 1)  # a source that cannot become this model's input fails here, before quantization starts
+    return CalibrationSet(inputs=inputs, source=spec, found=len(inputs), balanced="class-balanced")
 
 
-def calibration_hash(x: np.ndarray) -> str:
-    """sha256 of the exact tensors used, recorded in the model's metadata."""
+def calibration_hash(x: np.ndarray | ModelInputs) -> str:
+    """sha256 of the exact tensors used, recorded in the model's metadata (streamed for ``ModelInputs``)."""
+    if not isinstance(x, np.ndarray):
+        return x.sha256()
     return hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()

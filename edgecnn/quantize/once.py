@@ -13,7 +13,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,8 +21,10 @@ from edgecnn._fs import atomic_path, check_output_file, relative_to_folder, sha2
 from edgecnn.errors import QuantizeError, UsageError
 from edgecnn.quantize.anatomy import anatomy, roles
 from edgecnn.quantize.calibration import (
+    CALIBRATION_BATCH,
     DEFAULT_CALIBRATION_SAMPLES,
     ArrayReader,
+    calibration_batch,
     calibration_hash,
     load_calibration_set,
 )
@@ -39,6 +41,9 @@ from edgecnn.quantize.head import (
 from edgecnn.quantize.stem import stem_nodes
 from edgecnn.runtime.classifier import read_metadata
 from edgecnn.runtime.metadata import ModelMetadata, embed_metadata
+
+if TYPE_CHECKING:
+    from edgecnn.data.inputs import ModelInputs
 
 log = logging.getLogger(__name__)
 DYNAMIC_CONV_WARNING = (
@@ -134,8 +139,17 @@ def _has_conv(path: Path) -> bool:
 
 
 def _write_int8(
-    src: Path, out: Path, config: QuantizeConfig, calib: np.ndarray, input_name: str, stem: list[str]
-) -> None:
+    src: Path,
+    out: Path,
+    config: QuantizeConfig,
+    calib: np.ndarray | ModelInputs,
+    input_name: str,
+    stem: list[str],
+    batch_size: int = CALIBRATION_BATCH,
+) -> ArrayReader:
+    """Static INT8 of ``src`` into ``out``; the calibration inputs are made batch by batch as onnxruntime reads
+    them, ``batch_size`` at most (``calibration_batch``). Returns the reader (it holds the sha256 of what was
+    fed)."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod as OrtMethod
     from onnxruntime.quantization import QuantFormat as OrtFormat
@@ -144,11 +158,12 @@ def _write_int8(
     op_types = None  # quantize_static takes the op types to include: exclusion is the complement
     if config.exclude_op_types:
         op_types = sorted({n.op_type for n in onnx.load(str(src)).graph.node} - set(config.exclude_op_types))
+    reader = ArrayReader(input_name, calib, batch_size)
     with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print() their bin counts
         quantize_static(
             str(src),
             str(out),
-            ArrayReader(input_name, calib),
+            reader,
             quant_format=OrtFormat.QDQ if config.format == QuantFormat.qdq else OrtFormat.QOperator,
             per_channel=config.per_channel,
             reduce_range=config.seven_bit_weights,
@@ -159,6 +174,7 @@ def _write_int8(
             calibrate_method=getattr(OrtMethod, _METHODS[config.calibration_method]),
             extra_options={"ActivationSymmetric": config.activation_type == "int8", "WeightSymmetric": True},
         )
+    return reader
 
 
 def _write_dynamic(src: Path, out: Path, config: QuantizeConfig) -> None:
@@ -265,10 +281,9 @@ def quantize_once(
                 else:
                     source = calibration or _default_calibration(meta)
                     cal = load_calibration_set(source, meta, config.calibration_samples, config.seed)
-                    calib = cal.x
-                    if config.calibration_samples is None and len(calib) < DEFAULT_CALIBRATION_SAMPLES:
+                    if config.calibration_samples is None and len(cal) < DEFAULT_CALIBRATION_SAMPLES:
                         notes.append(
-                            f"calibrated on all {len(calib)} samples of {source} "
+                            f"calibrated on all {len(cal)} samples of {source} "
                             f"(the default asks for up to {DEFAULT_CALIBRATION_SAMPLES})"
                         )
                     if cal.skipped:
@@ -281,7 +296,9 @@ def quantize_once(
                     by_role = roles(graph) if config.float_roles else {}
                     role_nodes = [n for n, r in by_role.items() if r in config.float_roles and n not in stem]
                     head, head_tensors = plan_float_head(graph, config.format.value)  # real scores: head.py
-                    _write_int8(base, raw, config, calib, input_name, [*stem, *role_nodes, *head])
+                    batch = calibration_batch(meta, config.calibration_method == CalibrationMethod.minmax)
+                    keep_float = [*stem, *role_nodes, *head]
+                    reader = _write_int8(base, raw, config, cal.inputs, input_name, keep_float, batch)
                     info["float_head"] = {"nodes": head, "qdq_pairs_removed": finish_float_head(raw, head_tensors)}
                     info |= {
                         "method": config.calibration_method.value,
@@ -292,8 +309,8 @@ def quantize_once(
                         "target": config.target.value,
                         "reduce_range": config.seven_bit_weights,
                         "calibration_source": portable_source(source, home),
-                        "calibration_samples": len(calib),
-                        "calibration_sha256": calibration_hash(calib),
+                        "calibration_samples": len(cal),
+                        "calibration_sha256": reader.sha256() or calibration_hash(cal.inputs),
                         "excluded_nodes": list(config.exclude_nodes),
                         "excluded_op_types": list(config.exclude_op_types),
                         "float_stem": stem,
@@ -444,20 +461,20 @@ def _default_calibration(meta: ModelMetadata) -> str:
 def evaluate(fp32: Path, quant: Path, meta: ModelMetadata, data: str) -> dict[str, Any]:
     """Accuracy of both and their agreement on ``data``'s test split (DESIGN.md bars for the mode)."""
     from edgecnn.parity import bars_for, compare
-    from edgecnn.parity.run import is_random, sample_inputs
+    from edgecnn.parity.run import is_random, stream_inputs
     from edgecnn.runtime.classifier import Classifier
 
     qclf = Classifier(quant, provider="cpu")
-    x, y, described = sample_inputs(meta, data)
+    inputs = stream_inputs(meta, data)  # made batch by batch in compare
     rep = compare(
         Classifier(fp32, provider="cpu"),
         qclf,
-        x,
-        y,
+        inputs,
+        inputs.labels,
         meta.labels,
         bars_for(qclf.metadata),
         names=("fp32", "quantized"),
-        data=described,
+        data=inputs.description,
         random_data=is_random(data),
     )
     out = rep.to_dict()
