@@ -64,7 +64,7 @@ def test_fresh_venv_with_runtime_only(tiny_onnx: Path, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     py = venv / "bin" / "python"
-    pip = [str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    pip = [str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"]  # no .pyc pass
     subprocess.run([*pip, "numpy", "onnx", "onnxruntime", "Pillow", "typer", "rich"], check=True, timeout=600)
     subprocess.run([*pip, "--no-deps", str(root)], check=True, timeout=300)
     from conftest import write_png
