@@ -63,6 +63,7 @@ def print_result(data: dict[str, Any]) -> None:
         from edgecnn.bench.profile import role_columns, role_rows
 
         report.print_table(profile_title(section), role_columns(section), role_rows(section))
+        report.console().print(escape(top_nodes_line(section)))
         if section["float_note"]:
             report.err_console().print(f"[yellow]note:[/yellow] {escape(section['float_note'])}")
     for note in data["notes"]:
@@ -83,6 +84,13 @@ def profile_title(section: dict[str, Any]) -> str:
     )
 
 
+def top_nodes_line(section: dict[str, Any], n: int = 3) -> str:
+    """The most expensive nodes of the first side: what a role's total is made of ("other" included)."""
+    side = section["sides"][0]
+    nodes = "; ".join(f"{t['node']} ({t['op']}, {t['role']}) {t['us']:,.1f} µs" for t in side["top_nodes"][:n])
+    return f"largest {side['label']} nodes: {nodes}"
+
+
 def to_markdown(data: dict[str, Any]) -> str:
     env = data["environment"]
     lines = [
@@ -101,6 +109,7 @@ def to_markdown(data: dict[str, Any]) -> str:
         cols = role_columns(section)
         lines += ["", f"## {profile_title(section)}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         lines += ["| " + " | ".join(row) + " |" for row in role_rows(section)]
+        lines += ["", top_nodes_line(section)]
         if section["float_note"]:
             lines += ["", section["float_note"]]
     if data["notes"]:

@@ -105,6 +105,7 @@ def test_an_int8_model_is_profiled_by_role_beside_its_float_source(pair: tuple[P
     md = to_markdown(data)
     assert "## where the time goes by role: int8 block.int8.onnx vs fp32 block.onnx" in md
     assert "| squeeze-excite |" in md and "| total |" in md and "fp32 ÷ int8" in md
+    assert f"largest int8 nodes: {q['top_nodes'][0]['node']} (" in md
 
 
 def test_without_a_float_source_the_report_says_why(pair: tuple[Path, Path], tmp_path: Path) -> None:
