@@ -199,7 +199,7 @@ class Classifier:
 
     def _run(self, x: np.ndarray, rows: bool = False) -> Any:
         raw = self.engine.run(x)
-        if not self._output_checked:  # the output's width, where the graph left it symbolic
+        if not self._output_checked and len(raw):  # the output's width, where the graph left it symbolic
             check_runtime_output(raw, self.metadata, self.path)
             self._output_checked = True
         if rows:
@@ -255,6 +255,8 @@ class Classifier:
         spec = self.metadata.input
         if isinstance(inputs, np.ndarray):
             if inputs.dtype.kind == "f":
+                if not inputs.size:
+                    raise InputError(f"nothing to classify: the input array {tuple(inputs.shape)} is empty")
                 single = inputs.shape == spec.sample_shape
                 if inputs.dtype == self._dtype and (single or inputs.shape[1:] == self._sample_shape):
                     return single, inputs[None] if single else inputs  # predict_proba's fast path checks it

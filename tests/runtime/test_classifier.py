@@ -176,3 +176,9 @@ def test_inputs_already_in_the_models_form_reach_onnxruntime_uncopied(
     assert full_checks == ["x"] and fed[-1].dtype == np.float32 and not np.shares_memory(fed[-1], x)
     with pytest.raises(InputError, match="NaN or Inf"):  # the fast path keeps the finiteness check
         clf.predict(np.full((8, 8, 3), np.nan, np.float32))
+    empty = np.zeros((0, 8, 8, 3), np.float32)
+    with pytest.raises(InputError, match="nothing to classify"):
+        clf.predict(empty)
+    fresh = Classifier(tiny_onnx, provider="cpu", threads=1, tuning=False)
+    assert fresh.predict_proba(empty).shape == (0, 3)  # an empty first batch is no evidence against the metadata
+    assert fresh.predict(x[0]).index == int(expected[0].argmax())
