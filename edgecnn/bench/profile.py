@@ -24,7 +24,8 @@ import statistics
 import tempfile
 import warnings
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -162,23 +163,45 @@ def profile_ort(
     say otherwise), over the last ``iters`` of ``warmup + iters`` runs on ``x``: each node's mean time per
     inference, or its median (``median``: a shared machine's stalls then do not land on whichever node they
     hit). ``work``: a folder for the trace and the optimised graph."""
-    import onnx
+    return profile_interleaved([(path, settings)], x, work, iters, warmup, median=median)[0]
 
+
+def profile_interleaved(
+    models: Sequence[tuple[str | Path, SessionSettings | None]],
+    x: np.ndarray,
+    work: str | Path,
+    iters: int,
+    warmup: int = 10,
+    *,
+    median: bool = False,
+) -> list[OrtProfile]:
+    """``profile_ort`` of several models at once, their sessions called in turn one inference at a time, so
+    that drift on a shared machine hits every model alike (an INT8 model and its FP32 source compared)."""
+    opened = [_profiled_session(path, settings, Path(work), i) for i, (path, settings) in enumerate(models)]
+    feeds = [{sess.get_inputs()[0].name: x} for sess, _ in opened]
+    for _ in range(warmup + iters):
+        for (sess, _), feed in zip(opened, feeds, strict=True):
+            sess.run(None, feed)
+    return [_read_profile(sess, optimized, iters, median) for sess, optimized in opened]
+
+
+def _profiled_session(path: str | Path, settings: SessionSettings | None, work: Path, index: int) -> tuple[Any, Path]:
     from edgecnn.runtime.session import build_session, session_options
 
     settings = settings or SessionSettings(threads=1)
-    work = Path(work)
     so = session_options(settings)
     so.enable_profiling = True
-    so.profile_file_prefix = str(work / "ort_profile")
-    optimized = work / f"{Path(path).stem}.optimized.onnx"
+    so.profile_file_prefix = str(work / f"ort_profile_{index}")  # one trace per session (names carry seconds)
+    optimized = work / f"{index}_{Path(path).stem}.optimized.onnx"
     so.optimized_model_filepath = str(optimized)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sess = build_session(path, so, disabled_optimizers=settings.disabled_optimizers)
-    feed = {sess.get_inputs()[0].name: x}
-    for _ in range(warmup + iters):
-        sess.run(None, feed)
+        return build_session(path, so, disabled_optimizers=settings.disabled_optimizers), optimized
+
+
+def _read_profile(sess: Any, optimized: Path, iters: int, median: bool) -> OrtProfile:
+    import onnx
+
     trace = Path(sess.end_profiling())
     events = json.loads(trace.read_text())
     trace.unlink()
@@ -301,16 +324,13 @@ def profile_model(path: str | Path, x: np.ndarray, settings: SessionSettings, ru
     graph = onnx.load(str(fp32 or path), load_external_data=False).graph
     named = named_roles(graph)  # the FP32 graph's names: what the quantized graph's fused nodes keep
     label = str((meta.quantization or {}).get("mode", "fp32"))
-    sides = []
+    models: list[tuple[Path, SessionSettings]] = [(path, settings)]
+    if fp32 is not None:  # the same settings, without the quantized model's disabled optimizers: its own hints
+        models.append((fp32, replace(settings, disabled_optimizers=None)))
     with tempfile.TemporaryDirectory(prefix="edgecnn-profile-") as tmp:
-        prof = profile_ort(path, x, tmp, runs, warmup=5, settings=settings, median=True)
-        sides.append(_side(label, path, prof, named))
-        if fp32 is not None:
-            from dataclasses import replace
-
-            float_settings = replace(settings, disabled_optimizers=None)  # the FP32 model's own hints
-            prof = profile_ort(fp32, x, tmp, runs, warmup=5, settings=float_settings, median=True)
-            sides.append(_side("fp32", fp32, prof, named))
+        profiles = profile_interleaved(models, x, tmp, runs, warmup=5, median=True)
+    labels = (label, "fp32")[: len(models)]
+    sides = [_side(lab, p, prof, named) for lab, (p, _), prof in zip(labels, models, profiles, strict=True)]
     return {
         "model": str(path),
         "batch": len(x),
@@ -318,8 +338,8 @@ def profile_model(path: str | Path, x: np.ndarray, settings: SessionSettings, ru
         "runs": runs,
         "sides": sides,
         "float_note": note,
-        "method": "onnxruntime profiler (enable_profiling), CPU provider, median kernel µs per inference over the last "
-        f"{runs} of {runs + 5} runs; roles by FP32 node name, else op type",
+        "method": "onnxruntime profiler (enable_profiling), CPU provider, the models called in turn; median "
+        f"kernel µs per inference over the last {runs} of {runs + 5} runs; roles by FP32 node name, else op type",
     }
 
 
