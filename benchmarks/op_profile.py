@@ -9,7 +9,8 @@ the same calibration arrays (``load_calibration("mnist5k", meta, N)``), batch 1,
 * onnxruntime runs edgecnn's INT8 graph: ``export_keras`` then ``quantize(..., QuantizeConfig.int8())``,
   opened with the session hints the model carries (``session_hints``; timed sessions come from edgecnn's
   own ``create_session``). Per-op times come from onnxruntime's profiler (``enable_profiling``; "Node"
-  events, the last ``--profile-iters`` runs); every node is classified by looking it up in the optimized
+  events, the last ``--profile-iters`` runs) through ``edgecnn.bench.profile.profile_ort``, the core that
+  ``edgecnn bench --profile`` runs too; every node is classified by looking it up in the optimized
   graph the same session saved (``optimized_model_filepath``): a QLinearConv is depthwise when its group
   equals its output channels, pointwise when its kernel is 1×1 with group 1, "k×k" otherwise.
 * TFLite runs a full-integer INT8 flatbuffer converted exactly as ``edgecnn/bench/baselines.py`` does
@@ -36,18 +37,18 @@ import os
 import platform
 import re
 import shlex
-import statistics
 import subprocess
 import sys
 import time
 import warnings
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edgecnn.bench.profile import profile_ort
 
 CALIBRATION = "mnist5k"
 # (block label, Keras layer of the base network whose output ends the block); None: the whole model
@@ -236,96 +237,7 @@ def stats_us(values: list[float]) -> dict[str, float]:
     }
 
 
-# -- onnxruntime profile -----------------------------------------------------------------------------------
-
-
-def _int(attrs: dict[str, Any], key: str, default: int) -> int:
-    return int(attrs[key].i) if key in attrs else default
-
-
-def classify_node(node: Any, weights: dict[str, tuple[int, ...]]) -> str:
-    """Op type, with convolutions split by kind (depthwise / pointwise 1×1 / k×k) from the optimized graph."""
-    op = node.op_type
-    if node.domain == "com.microsoft.nchwc":
-        op = f"{op} (NCHWc)"
-    if node.op_type not in ("QLinearConv", "Conv", "FusedConv", "ConvInteger"):
-        return op
-    w_index = 3 if node.op_type == "QLinearConv" else 1
-    dims = weights.get(node.input[w_index]) if len(node.input) > w_index else None
-    attrs = {a.name: a for a in node.attribute}
-    group = _int(attrs, "group", 1)
-    if dims is None or len(dims) != 4:
-        return f"{op} ?"
-    out_ch, _, kh, kw = dims
-    stride = max(list(attrs["strides"].ints) or [1]) if "strides" in attrs else 1
-    s = f" s{stride}" if stride > 1 else ""
-    if group > 1 and group == out_ch:
-        return f"{op} depthwise {kh}×{kw}{s}"
-    if group == 1 and kh == kw == 1:
-        return f"{op} pointwise 1×1{s}"
-    return f"{op} {kh}×{kw}{s}" + (f" g{group}" if group > 1 else "")
-
-
-@dataclass
-class OrtProfile:
-    runs: int
-    node_us: dict[str, float]  # mean µs per inference per node, execution order
-    node_kind: dict[str, str]
-    run_us: float  # mean model_run duration in the profile
-    float_nodes: list[str] = field(default_factory=list)
-    graph_ops: dict[str, int] = field(default_factory=dict)
-
-
-def profile_ort(path: Path, x: np.ndarray, work: Path, iters: int, warmup: int = 10) -> OrtProfile:
-    """onnxruntime's profiler on the graph edgecnn runs (model hints, 1 thread), last ``iters`` runs."""
-    import onnx
-    import onnxruntime as ort
-
-    from edgecnn.runtime.session import SessionSettings, session_hints, session_options
-
-    model = onnx.load(str(path))
-    hints = session_hints(model)
-    so = session_options(SessionSettings(threads=1, enable_profiling=True, profile_prefix=str(work / "ort_profile")))
-    optimized = work / f"{path.stem}.optimized.onnx"
-    so.optimized_model_filepath = str(optimized)
-    extra = {"disabled_optimizers": list(hints["disabled_optimizers"])} if hints else {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        sess = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"], **extra)
-    feed = {sess.get_inputs()[0].name: x}
-    for _ in range(warmup + iters):
-        sess.run(None, feed)
-    trace = Path(sess.end_profiling())
-    events = json.loads(trace.read_text())
-    trace.unlink()
-    runs = sorted(
-        (e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"), key=lambda e: e["ts"]
-    )
-    runs = runs[-iters:]
-    windows = [(e["ts"], e["ts"] + e["dur"]) for e in runs]
-    start = windows[0][0]
-    node_us: dict[str, float] = {}
-    for e in sorted(events, key=lambda e: e["ts"]):
-        if e.get("cat") != "Node" or not e["name"].endswith("_kernel_time") or e["ts"] < start:
-            continue
-        name = e["name"].removesuffix("_kernel_time")
-        node_us[name] = node_us.get(name, 0.0) + e["dur"] / len(runs)
-    opt = onnx.load(str(optimized))
-    weights = {t.name: tuple(t.dims) for t in opt.graph.initializer}
-    by_name = {n.name: n for n in opt.graph.node}
-    kinds = {n: classify_node(by_name[n], weights) if n in by_name else "?" for n in node_us}
-    graph_ops: dict[str, int] = defaultdict(int)
-    for n in opt.graph.node:
-        graph_ops[f"{n.op_type}" + (" (NCHWc)" if n.domain == "com.microsoft.nchwc" else "")] += 1
-    floats = [n for n in node_us if kinds[n].startswith(("Conv", "FusedConv", "MatMul", "Gemm"))]
-    return OrtProfile(
-        runs=len(runs),
-        node_us=node_us,
-        node_kind=kinds,
-        run_us=statistics.fmean(e["dur"] for e in runs),
-        float_nodes=floats,
-        graph_ops=dict(sorted(graph_ops.items(), key=lambda kv: -kv[1])),
-    )
+# -- onnxruntime profile: edgecnn.bench.profile (profile_ort, classify_node), shared with `bench --profile` --
 
 
 def assign_blocks(node_names: list[str], layer_block: dict[str, int]) -> list[int]:

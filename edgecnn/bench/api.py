@@ -42,9 +42,10 @@ class BenchResult:
     rows: list[dict[str, Any]] = field(default_factory=list)  # one per runner × batch
     notes: list[str] = field(default_factory=list)
     verdict: dict[str, Any] = field(default_factory=lambda: {"passed": True, "failures": []})
+    profile: list[dict[str, Any]] | None = None  # per model, with --profile (edgecnn.bench.profile)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "environment": self.environment,
             "settings": self.settings,
             "models": self.models,
@@ -53,6 +54,9 @@ class BenchResult:
             "notes": self.notes,
             "verdict": self.verdict,
         }
+        if self.profile is not None:
+            data["profile"] = self.profile
+        return data
 
     def raise_for_failure(self) -> BenchResult:
         if not self.verdict["passed"]:
@@ -238,7 +242,17 @@ def run_benchmark(models: list[str | Path], config: BenchConfig | None = None) -
     for batch in batches:
         _measure(runners, xs[batch], batch, config, result)
     _apply_gates(result, config, {r.name for r in runners if isinstance(r, OrtRunner)})
+    if config.profile:  # after the timing, so that the profiler's own cost never reaches the timed rows
+        result.profile = [_profile(path, config, batches[0], xs[batches[0]]) for path in paths]
     return result
+
+
+def _profile(path: Path, config: BenchConfig, batch: int, x: np.ndarray) -> dict[str, Any]:
+    """Time per role of one model (and of its FP32 source) with the settings it was benched with."""
+    from edgecnn.bench.profile import profile_model
+
+    settings, _ = engine_settings(path, config, batch, engine_options(config)[0][1])
+    return profile_model(path, x, settings.session_settings(), runs=config.profile_runs)
 
 
 def _settings(config: BenchConfig) -> dict[str, Any]:
@@ -257,6 +271,7 @@ def _settings(config: BenchConfig) -> dict[str, Any]:
         "streams": list(config.streams) if config.streams else None,
         "call": config.call.value,
         "tuned": config.tuned,
+        "profile": config.profile,
     }
 
 

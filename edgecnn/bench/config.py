@@ -50,6 +50,8 @@ class BenchConfig:
     trt_fp16: bool = False
     trt_int8: bool = False
     trt_cache: str | None = None
+    profile: bool = False  # also time each node with onnxruntime's profiler, by role, beside the FP32 source
+    profile_runs: int = 50  # profiled inferences (after 5 warm-ups) per model and side
 
     def __post_init__(self) -> None:
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
@@ -67,6 +69,10 @@ class BenchConfig:
             raise UsageError("block must be >= 1, block_s and settle_s >= 0")
         if self.threads is not None and self.threads < 1:
             raise UsageError("--threads must be >= 1")
+        if self.profile_runs < 1:
+            raise UsageError("profile_runs must be >= 1")
+        if self.profile and Provider(self.provider) not in (Provider.auto, Provider.cpu):
+            raise UsageError("--profile times the CPU provider's kernels: use it with --provider cpu (or auto)")
         if self.streams is not None and (not self.streams or any(n < 1 for n in self.streams)):
             raise UsageError(f"--streams must be positive integers, got {self.streams}")
 

@@ -59,6 +59,13 @@ def print_result(data: dict[str, Any]) -> None:
             ],
         )
     report.print_table("steady state (interleaved; * = too few samples for this tail)", COLUMNS, table_rows(data))
+    for section in data.get("profile") or ():
+        from edgecnn.bench.profile import role_columns, role_rows
+
+        report.print_table(profile_title(section), role_columns(section), role_rows(section))
+        report.console().print(escape(top_nodes_line(section)))
+        if section["float_note"]:
+            report.err_console().print(f"[yellow]note:[/yellow] {escape(section['float_note'])}")
     for note in data["notes"]:
         report.err_console().print(f"[yellow]note:[/yellow] {escape(note)}")
     verdict = data["verdict"]
@@ -66,6 +73,22 @@ def print_result(data: dict[str, Any]) -> None:
         report.console().print(
             "verdict: " + ("PASS" if verdict["passed"] else "FAIL: " + escape("; ".join(verdict["failures"])))
         )
+
+
+def profile_title(section: dict[str, Any]) -> str:
+    """Which model, which sides, how measured: the heading of one ``--profile`` table."""
+    sides = " vs ".join(f"{s['label']} {Path(s['path']).name}" for s in section["sides"])
+    return (
+        f"where the time goes by role: {sides} (onnxruntime profiler, batch {section['batch']}, "
+        f"{section['runs']} runs, kernel µs per inference)"
+    )
+
+
+def top_nodes_line(section: dict[str, Any], n: int = 3) -> str:
+    """The most expensive nodes of the first side: what a role's total is made of ("other" included)."""
+    side = section["sides"][0]
+    nodes = "; ".join(f"{t['node']} ({t['op']}, {t['role']}) {t['us']:,.1f} µs" for t in side["top_nodes"][:n])
+    return f"largest {side['label']} nodes: {nodes}"
 
 
 def to_markdown(data: dict[str, Any]) -> str:
@@ -80,6 +103,15 @@ def to_markdown(data: dict[str, Any]) -> str:
         "|" + "---|" * len(COLUMNS),
     ]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in table_rows(data)]
+    for section in data.get("profile") or ():
+        from edgecnn.bench.profile import role_columns, role_rows
+
+        cols = role_columns(section)
+        lines += ["", f"## {profile_title(section)}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        lines += ["| " + " | ".join(row) + " |" for row in role_rows(section)]
+        lines += ["", top_nodes_line(section)]
+        if section["float_note"]:
+            lines += ["", section["float_note"]]
     if data["notes"]:
         lines += ["", *[f"- {n}" for n in data["notes"]]]
     return "\n".join(lines) + "\n"

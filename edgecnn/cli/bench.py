@@ -51,6 +51,14 @@ def bench_command(
     trt_cache: Annotated[str | None, typer.Option(help="TensorRT engine/timing cache folder.")] = None,
     max_p95_ms: Annotated[float | None, typer.Option(help="Gate: fail (exit 4) above this p95.")] = None,
     min_throughput: Annotated[float | None, typer.Option(help="Gate: fail (exit 4) below this items/s.")] = None,
+    profile: Annotated[
+        bool,
+        typer.Option(
+            "--profile",
+            help="Also show where the time goes by role (convolutions, activations, squeeze-excite, requantize, "
+            "pooling), from onnxruntime's profiler, beside the FP32 model an INT8 one was quantized from.",
+        ),
+    ] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full report as JSON.")] = None,
     report_md: Annotated[Path | None, typer.Option("--report", help="Write a Markdown report.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Write a chart: .png, .jpg, .svg or .pdf.")] = None,
@@ -86,6 +94,7 @@ def bench_command(
         trt_fp16=trt_fp16,
         trt_int8=trt_int8,
         trt_cache=trt_cache,
+        profile=profile,
     )
     result = run_benchmark(list(models), config)
     data = result.to_dict()

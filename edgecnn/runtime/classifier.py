@@ -199,7 +199,7 @@ class Classifier:
 
     def _run(self, x: np.ndarray, rows: bool = False) -> Any:
         raw = self.engine.run(x)
-        if not self._output_checked:  # the output's width, where the graph left it symbolic
+        if not self._output_checked and len(raw):  # the output's width, where the graph left it symbolic
             check_runtime_output(raw, self.metadata, self.path)
             self._output_checked = True
         if rows:
@@ -232,32 +232,34 @@ class Classifier:
         layout gives a list. Float arrays are taken as already preprocessed.
         """
         single, batch = self._as_batch(inputs)
-        probs = np.concatenate(
-            [self.predict_proba(batch[i : i + self.batch_size]) for i in range(0, len(batch), self.batch_size)]
-        )
-        preds = self.decode(probs, top_k)
+        preds = self.decode(self.predict_proba(batch), top_k)  # predict_proba runs it in batch_size chunks
         return preds[0] if single else preds
 
     def decode(self, probs: np.ndarray, k: int = 5) -> list[Prediction]:
         """Probabilities -> Predictions with labels."""
         idx, scores = top_k(probs, k)
         labels = self.metadata.labels
+        # Python ints and floats once per batch (tolist), not one numpy scalar conversion per class
         return [
             Prediction(
-                label=labels[int(i[0])],
-                score=float(s[0]),
-                index=int(i[0]),
-                top_k=tuple((labels[int(a)], float(b)) for a, b in zip(i, s, strict=True)),
+                label=labels[i[0]],
+                score=s[0],
+                index=i[0],
+                top_k=tuple(zip([labels[a] for a in i], s, strict=True)),
                 probabilities=p,
             )
-            for i, s, p in zip(idx, scores, probs, strict=True)
+            for i, s, p in zip(idx.tolist(), scores.tolist(), probs, strict=True)
         ]
 
     def _as_batch(self, inputs: Any) -> tuple[bool, np.ndarray]:
         spec = self.metadata.input
         if isinstance(inputs, np.ndarray):
             if inputs.dtype.kind == "f":
+                if not inputs.size:
+                    raise InputError(f"nothing to classify: the input array {tuple(inputs.shape)} is empty")
                 single = inputs.shape == spec.sample_shape
+                if inputs.dtype == self._dtype and (single or inputs.shape[1:] == self._sample_shape):
+                    return single, inputs[None] if single else inputs  # predict_proba's fast path checks it
                 return single, check_batch(inputs, spec)
             if inputs.dtype == np.uint8:
                 # (H, W) or (H, W, 1|3|4) is one image; (N, H, W) and (N, H, W, C) are batches

@@ -209,6 +209,7 @@ COMMANDS: dict[str, Command] = {
             "--trt-fp16": FLAG,
             "--trt-int8": FLAG,
             "--trt-cache": st.sampled_from([EMPTY, "@out:trt"]),
+            "--profile": FLAG,
             "--json": outputs("b.json"),
             "--report": outputs("b.md"),
             "--plot": outputs("b.png", "b.jpg", "b.svg", "b.gif", "b"),

@@ -134,3 +134,51 @@ def test_all_finite_is_exact_despite_its_dot_product_shortcut() -> None:
         y[1, 3] = bad
         assert not all_finite(y)
     assert all_finite(np.ones((2, 3), dtype=np.float16) * 300)  # float16 overflows early too
+
+
+def test_inputs_already_in_the_models_form_reach_onnxruntime_uncopied(
+    tiny_onnx: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The per-call floor (DESIGN: within 10% or 10 µs of a bare session): an array already in the model's
+    dtype and shape is handed to onnxruntime as the caller's own memory, without a copy, a conversion or
+    the full validation; the checks it keeps are the two finiteness dot products (input and output)."""
+    import edgecnn.runtime.classifier as classifier_module
+
+    clf = Classifier(tiny_onnx, provider="cpu", threads=1, tuning=False)
+    run = clf.engine._single
+    assert run is not None, "one session, called directly: no Python dispatch between predict and onnxruntime"
+    fed: list[np.ndarray] = []
+
+    def spy(names: list[str], feed: dict[str, np.ndarray], options: object) -> list[np.ndarray]:
+        fed.append(feed[clf.engine.input_name])
+        return run(names, feed, options)
+
+    full_checks: list[str] = []
+    check_batch = classifier_module.check_batch
+    monkeypatch.setattr(clf.engine, "_single", spy)
+    monkeypatch.setattr(
+        classifier_module, "check_batch", lambda x, spec: full_checks.append("x") or check_batch(x, spec)
+    )
+
+    x = np.random.default_rng(4).random((3, 8, 8, 3), dtype=np.float32)
+    expected = ort.InferenceSession(str(tiny_onnx), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    np.testing.assert_allclose(clf.predict_proba(x), expected, rtol=1e-6)
+    assert fed[-1] is x
+    one = clf.predict(x[1])  # one preprocessed sample: a view of the caller's array, no copy
+    assert np.shares_memory(fed[-1], x) and fed[-1].shape == (1, 8, 8, 3)
+    assert type(one.index) is int and type(one.score) is float and one.index == int(expected[1].argmax())
+    assert [lab for lab, _ in one.top_k] == [clf.labels[i] for i in np.argsort(-expected[1], kind="stable")]
+    assert all(type(s) is float for _, s in one.top_k)
+    assert [p.index for p in clf.predict(x)] == list(expected.argmax(1))
+    assert fed[-1] is x and not full_checks
+
+    clf.predict_proba(x.astype(np.float64))  # another dtype: converted once, through the full validation
+    assert full_checks == ["x"] and fed[-1].dtype == np.float32 and not np.shares_memory(fed[-1], x)
+    with pytest.raises(InputError, match="NaN or Inf"):  # the fast path keeps the finiteness check
+        clf.predict(np.full((8, 8, 3), np.nan, np.float32))
+    empty = np.zeros((0, 8, 8, 3), np.float32)
+    with pytest.raises(InputError, match="nothing to classify"):
+        clf.predict(empty)
+    fresh = Classifier(tiny_onnx, provider="cpu", threads=1, tuning=False)
+    assert fresh.predict_proba(empty).shape == (0, 3)  # an empty first batch is no evidence against the metadata
+    assert fresh.predict(x[0]).index == int(expected[0].argmax())
