@@ -87,13 +87,20 @@ def application_models(name: str, work: Path, train_size: int, size: int) -> tup
     return trained.model_path, path
 
 
-def int8_of(keras_path: Path, work: Path, tag: str, data: str, evaluate: bool) -> tuple[Path, Any]:
+def int8_of(
+    keras_path: Path, work: Path, tag: str, data: str, evaluate: bool, samples: int | None = None
+) -> tuple[Path, Any]:
     from edgecnn.export import ExportConfig, export_keras
     from edgecnn.quantize import QuantizeConfig, quantize
 
     fp32 = export_keras(keras_path, work / f"{tag}.onnx", ExportConfig(parity_samples=16, check=False)).path
     report = quantize(
-        fp32, None, QuantizeConfig.int8(), calibration=data, eval_data=data if evaluate else None, measure_speed=False
+        fp32,
+        None,
+        QuantizeConfig.int8(calibration_samples=samples),
+        calibration=data,
+        eval_data=data if evaluate else None,
+        measure_speed=False,
     )
     return fp32, report
 
@@ -115,7 +122,7 @@ def measure(name: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     acc_report: Any = None
     if entry["application"] and (args.speed_only or name in EXTRA):
         keras_path, data = random_application(name, work, args.size), "mnist5k"
-        fp32, speed_report = int8_of(keras_path, work, f"{name}-{args.size}", data, evaluate=False)
+        fp32, speed_report = int8_of(keras_path, work, f"{name}-{args.size}", data, False, args.calib_samples)
         entry["input"] = args.size
         entry["accuracy_at"] = None
     elif entry["application"]:
@@ -215,6 +222,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--render", type=Path, help="rewrite the Markdown and PNG from an earlier JSON")
     parser.add_argument("--speed-only", action="store_true", help="application nets: random init, no accuracy")
+    parser.add_argument(
+        "--calib-samples",
+        type=int,
+        help="with --speed-only: calibration samples (default: quantize's; fewer: less memory)",
+    )
     parser.add_argument("--merge", action="store_true", help="update these rows in --out's JSON, keep the others")
     args = parser.parse_args()
     if args.render:
@@ -287,6 +299,7 @@ def merged(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """``old``'s payload with ``new``'s rows replacing or joining it; each row keeps the run that measured it,
     and a row measured without accuracy (``--speed-only``) keeps the accuracy an earlier run scored."""
     first_run = {"command": old["command"], "seconds": old["seconds"], "models": list(old["results"])}
+    first_run["int8_gops"] = old["peaks"]["1"]["int8_gops"]
     runs = old.get("runs") or [first_run]
     for e in old["results"].values():
         e.setdefault("run", {"command": old["command"]})
@@ -294,8 +307,12 @@ def merged(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     for m, e in new["results"].items():
         if e.get("accuracy") is None and (results.get(m) or {}).get("accuracy"):
             e["accuracy"] = {**results[m]["accuracy"], "from": results[m]["run"]["command"]}
+            e["accuracy_at"] = results[m].get("accuracy_at")
+        if m in summary:  # the ratios it replaces stay in the JSON (runs on a shared machine differ)
+            e["replaced"] = {"run": results[m]["run"]["command"], "summary": summary[m]}
         results[m], summary[m] = e, new["summary"][m]
     run = {"command": new["command"], "seconds": new["seconds"], "models": list(new["results"])}
+    run["int8_gops"] = new["peaks"]["1"]["int8_gops"]
     return {**new, "runs": [*runs, run], "results": results, "summary": summary}
 
 
@@ -307,8 +324,15 @@ def _commands(payload: dict[str, Any]) -> str:
     runs = payload.get("runs")
     if not runs:
         return f"Command: `{payload['command']}` ({payload['seconds'] / 60:.1f} min); "
-    text = "; ".join(f"`{r['command']}` ({r['seconds'] / 60:.1f} min: {', '.join(r['models'])})" for r in runs)
-    return f"Runs merged (each row from the last run that names it, ratios only within a run): {text}; "
+    text = "; ".join(
+        f"`{r['command']}` ({r['seconds'] / 60:.1f} min, INT8 peak {r.get('int8_gops', 0):.0f} GOP/s per core: "
+        f"{', '.join(r['models'])})"
+        for r in runs
+    )
+    return (
+        f"Runs merged (each row from the last run that names it, ratios only within a run, % of peak against that "
+        f"run's peak): {text}; "
+    )
 
 
 def render(payload: dict[str, Any], args: argparse.Namespace) -> str:
@@ -373,8 +397,8 @@ def render(payload: dict[str, Any], args: argparse.Namespace) -> str:
             )
         lines.append(
             f"| {m} | {at} | {100 * a['fp32']:.1f}% | {100 * a['int8']:.1f}% | {a['delta_pp']:+.2f} | "
-            f"{100 * a['agreement']:.1f}% | {'yes' if a['within_bars'] else 'NO'} | {kept} |"
-            + (" (scored by an earlier run)" if a.get("from") else "")
+            f"{100 * a['agreement']:.1f}% | {'yes' if a['within_bars'] else 'NO'} | {kept}"
+            + (" (scored by an earlier run) |" if a.get("from") else " |")
         )
     lines += ["", "## What runs in INT8 (keras.applications nets, onnxruntime's optimised graph)", ""]
     for m, e in payload["results"].items():
