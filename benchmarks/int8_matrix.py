@@ -8,6 +8,13 @@ the same Keras model — all calibrated on the same tensors, measured interleave
 
     python benchmarks/int8_matrix.py                      # writes benchmarks/results/int8_matrix.{json,md,png}
     python benchmarks/int8_matrix.py --models mobilenetv2,resnet50 --duration 1 --out /tmp/m
+    python benchmarks/int8_matrix.py --models efficientnetb0,efficientnetb3,efficientnetv2b0 --speed-only --merge
+
+``--models`` also takes keras.applications nets outside the zoo (``EXTRA``: EfficientNetB3, EfficientNetV2B0),
+built as the zoo builds its applications (base + softmax head), random init, speed only. ``--speed-only``
+skips training and the accuracy table for every application row (random init: speed does not depend on
+the weights). ``--merge`` updates the rows it measured in an existing ``int8_matrix.json`` and keeps the
+others, each row saying which run measured it.
 
 Weights and accuracy: the course nets train one epoch as in zoo_matrix.py; the keras.applications nets
 train at 32×32 (``--train-size``) on mnist5k (augmented, as ``edgecnn train`` does), and their INT8
@@ -35,13 +42,30 @@ ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {"batch1-1thread": (1, 1), "batch32-2threads": (32, 2)}
 APP_EPOCHS = {"mobilenetv2": 10, "mobilenetv3small": 8, "mobilenetv3large": 8, "efficientnetb0": 10, "resnet50": 6}
 PLAIN = "onnxruntime int8 (plain)"
+# keras.applications nets measured here but not in the zoo: name -> keras builder (speed rows only)
+EXTRA = {"efficientnetb3": "EfficientNetB3", "efficientnetv2b0": "EfficientNetV2B0"}
 TFLITE = "tflite int8"
 
 
 def is_application(name: str) -> bool:
     from edgecnn import zoo
 
-    return "input_size" in zoo.get_spec(name).options
+    return name in EXTRA or "input_size" in zoo.get_spec(name).options
+
+
+def random_application(name: str, work: Path, size: int) -> Path:
+    """A keras.applications net at ``size``, random init, saved with the sidecar export reads (speed only)."""
+    from edgecnn import zoo
+    from edgecnn.keras_io import write_sidecar
+    from edgecnn.zoo.applications import _application
+
+    model = _application(EXTRA[name], name, input_size=size) if name in EXTRA else zoo.build(name, input_size=size)
+    spec = zoo.get_spec("efficientnetb0" if name in EXTRA else name)  # EXTRA: EfficientNets, RGB 0-255 in
+    path = work / f"{name}-{size}-random.keras"
+    model.save(str(path))
+    sidecar = {"labels": list(spec.labels), "preprocess": spec.preprocess.to_dict(), "output": spec.output.value}
+    write_sidecar(path, {**sidecar, "layout": spec.layout.value, "data": "mnist5k"})
+    return path
 
 
 def application_models(name: str, work: Path, train_size: int, size: int) -> tuple[Path, Path]:
@@ -63,13 +87,20 @@ def application_models(name: str, work: Path, train_size: int, size: int) -> tup
     return trained.model_path, path
 
 
-def int8_of(keras_path: Path, work: Path, tag: str, data: str, evaluate: bool) -> tuple[Path, Any]:
+def int8_of(
+    keras_path: Path, work: Path, tag: str, data: str, evaluate: bool, samples: int | None = None
+) -> tuple[Path, Any]:
     from edgecnn.export import ExportConfig, export_keras
     from edgecnn.quantize import QuantizeConfig, quantize
 
     fp32 = export_keras(keras_path, work / f"{tag}.onnx", ExportConfig(parity_samples=16, check=False)).path
     report = quantize(
-        fp32, None, QuantizeConfig.int8(), calibration=data, eval_data=data if evaluate else None, measure_speed=False
+        fp32,
+        None,
+        QuantizeConfig.int8(calibration_samples=samples),
+        calibration=data,
+        eval_data=data if evaluate else None,
+        measure_speed=False,
     )
     return fp32, report
 
@@ -88,7 +119,13 @@ def measure(name: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from edgecnn.runtime.engine import EngineSettings
 
     entry: dict[str, Any] = {"application": is_application(name)}
-    if entry["application"]:
+    acc_report: Any = None
+    if entry["application"] and (args.speed_only or name in EXTRA):
+        keras_path, data = random_application(name, work, args.size), "mnist5k"
+        fp32, speed_report = int8_of(keras_path, work, f"{name}-{args.size}", data, False, args.calib_samples)
+        entry["input"] = args.size
+        entry["accuracy_at"] = None
+    elif entry["application"]:
         small, big = application_models(name, work, args.train_size, args.size)
         _, acc_report = int8_of(small, work, f"{name}-{args.train_size}", "mnist5k", evaluate=True)
         fp32, speed_report = int8_of(big, work, f"{name}-{args.size}", "mnist5k", evaluate=False)
@@ -101,18 +138,11 @@ def measure(name: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         speed_report = acc_report
         entry["input"] = "×".join(map(str, read_metadata(fp32).input.sample_shape))
         entry["accuracy_at"] = None
-    a = acc_report.accuracy
-    entry["accuracy"] = {
-        "fp32": a["reference_accuracy"],
-        "int8": a["candidate_accuracy"],
-        "delta_pp": a["accuracy_delta_pp"],
-        "agreement": a["top1_agreement"],
-        "within_bars": bool(a["passed"]),
-        "config": acc_report.config.describe(),
-        "fallback": [t["config"] for t in acc_report.quantization.get("fallback", [])],
-    }
+    entry["accuracy"] = None if acc_report is None else _accuracy(acc_report)
     entry["macs"] = count_macs(fp32).macs
     entry["anatomy"] = speed_report.anatomy
+    entry["simplified"] = speed_report.quantization.get("simplified")
+    entry["run"] = {"command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d")}
     int8 = speed_report.path
     for label, (batch, threads) in SETTINGS.items():
         mode = "latency" if batch == 1 else "throughput"
@@ -148,6 +178,19 @@ def measure(name: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     return entry
 
 
+def _accuracy(acc_report: Any) -> dict[str, Any]:
+    a = acc_report.accuracy
+    return {
+        "fp32": a["reference_accuracy"],
+        "int8": a["candidate_accuracy"],
+        "delta_pp": a["accuracy_delta_pp"],
+        "agreement": a["top1_agreement"],
+        "within_bars": bool(a["passed"]),
+        "config": acc_report.config.describe(),
+        "fallback": [t["config"] for t in acc_report.quantization.get("fallback", [])],
+    }
+
+
 def _row(r: dict[str, Any]) -> dict[str, Any]:
     return {"p50_ms": r["p50_ms"], "throughput": r["throughput"], "n": r["n"], "engine": r.get("engine")}
 
@@ -178,6 +221,13 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=1.0, help="seconds per runner and setting")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--render", type=Path, help="rewrite the Markdown and PNG from an earlier JSON")
+    parser.add_argument("--speed-only", action="store_true", help="application nets: random init, no accuracy")
+    parser.add_argument(
+        "--calib-samples",
+        type=int,
+        help="with --speed-only: calibration samples (default: quantize's; fewer: less memory)",
+    )
+    parser.add_argument("--merge", action="store_true", help="update these rows in --out's JSON, keep the others")
     args = parser.parse_args()
     if args.render:
         from edgecnn._fs import write_text_atomic
@@ -235,6 +285,9 @@ def write(results: dict[str, Any], peaks: dict[str, Any], args: argparse.Namespa
         "summary": summary,
         "results": {m: {k: v for k, v in e.items() if k != "_env"} for m, e in results.items()},
     }
+    existing = args.out / "int8_matrix.json"
+    if args.merge and existing.exists():
+        payload = merged(json.loads(existing.read_text()), payload)
     args.out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.out / "int8_matrix.json", json.dumps(payload, indent=2, default=str) + "\n")
     write_text_atomic(args.out / "int8_matrix.md", render(payload, args))
@@ -242,8 +295,44 @@ def write(results: dict[str, Any], peaks: dict[str, Any], args: argparse.Namespa
     print(f"wrote {args.out}/int8_matrix.{{json,md,png}}", file=sys.stderr)
 
 
+def merged(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``old``'s payload with ``new``'s rows replacing or joining it; each row keeps the run that measured it,
+    and a row measured without accuracy (``--speed-only``) keeps the accuracy an earlier run scored."""
+    first_run = {"command": old["command"], "seconds": old["seconds"], "models": list(old["results"])}
+    first_run["int8_gops"] = old["peaks"]["1"]["int8_gops"]
+    runs = old.get("runs") or [first_run]
+    for e in old["results"].values():
+        e.setdefault("run", {"command": old["command"]})
+    results, summary = dict(old["results"]), dict(old["summary"])
+    for m, e in new["results"].items():
+        if e.get("accuracy") is None and (results.get(m) or {}).get("accuracy"):
+            e["accuracy"] = {**results[m]["accuracy"], "from": results[m]["run"]["command"]}
+            e["accuracy_at"] = results[m].get("accuracy_at")
+        if m in summary:  # the ratios it replaces stay in the JSON (runs on a shared machine differ)
+            e["replaced"] = {"run": results[m]["run"]["command"], "summary": summary[m]}
+        results[m], summary[m] = e, new["summary"][m]
+    run = {"command": new["command"], "seconds": new["seconds"], "models": list(new["results"])}
+    run["int8_gops"] = new["peaks"]["1"]["int8_gops"]
+    return {**new, "runs": [*runs, run], "results": results, "summary": summary}
+
+
 def _x(v: float | None) -> str:
     return "—" if v is None else f"**{v:.2f}×**" if v < 1.0 else f"{v:.2f}×"
+
+
+def _commands(payload: dict[str, Any]) -> str:
+    runs = payload.get("runs")
+    if not runs:
+        return f"Command: `{payload['command']}` ({payload['seconds'] / 60:.1f} min); "
+    text = "; ".join(
+        f"`{r['command']}` ({r['seconds'] / 60:.1f} min, INT8 peak {r.get('int8_gops', 0):.0f} GOP/s per core: "
+        f"{', '.join(r['models'])})"
+        for r in runs
+    )
+    return (
+        f"Runs merged (each row from the last run that names it, ratios only within a run, % of peak against that "
+        f"run's peak): {text}; "
+    )
 
 
 def render(payload: dict[str, Any], args: argparse.Namespace) -> str:
@@ -251,8 +340,8 @@ def render(payload: dict[str, Any], args: argparse.Namespace) -> str:
     lines = [
         f"# INT8 against its yardsticks on {payload['cpu']} ({payload['cores']} cores)",
         "",
-        f"Command: `{payload['command']}` ({payload['seconds'] / 60:.1f} min); "
-        f"onnxruntime {', '.join(payload['onnxruntime'])}. INT8 peak (large U8S8 GEMM through onnxruntime): "
+        _commands(payload)
+        + f"onnxruntime {', '.join(payload['onnxruntime'])}. INT8 peak (large U8S8 GEMM through onnxruntime): "
         f"{p1['int8_gops']:.0f} GOP/s per core; % of peak = 2 × MACs × images/s ÷ (threads × that).",
         "",
         "Runners, interleaved in one run per setting, all calibrated on the same tensors: **default** = edgecnn's "
@@ -294,6 +383,9 @@ def render(payload: dict[str, Any], args: argparse.Namespace) -> str:
     ]
     for m, e in payload["results"].items():
         a = e["accuracy"]
+        if a is None:
+            lines.append(f"| {m} | — (random init, speed only) | — | — | — | — | — | — |")
+            continue
         at = f"{e['accuracy_at']}² (mnist5k, zoo defaults)" if e["application"] else "its data, 1 epoch"
         kept = a["config"]
         if a["fallback"]:  # the ladder ran: it kept the rung that held, or the default when none did
@@ -305,7 +397,8 @@ def render(payload: dict[str, Any], args: argparse.Namespace) -> str:
             )
         lines.append(
             f"| {m} | {at} | {100 * a['fp32']:.1f}% | {100 * a['int8']:.1f}% | {a['delta_pp']:+.2f} | "
-            f"{100 * a['agreement']:.1f}% | {'yes' if a['within_bars'] else 'NO'} | {kept} |"
+            f"{100 * a['agreement']:.1f}% | {'yes' if a['within_bars'] else 'NO'} | {kept}"
+            + (" (scored by an earlier run) |" if a.get("from") else " |")
         )
     lines += ["", "## What runs in INT8 (keras.applications nets, onnxruntime's optimised graph)", ""]
     for m, e in payload["results"].items():

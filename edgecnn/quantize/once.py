@@ -38,6 +38,7 @@ from edgecnn.quantize.head import (
     plan_float_head,
     restore_output_types,
 )
+from edgecnn.quantize.simplify import Simplified, simplify
 from edgecnn.quantize.stem import stem_nodes
 from edgecnn.runtime.classifier import read_metadata
 from edgecnn.runtime.metadata import ModelMetadata, embed_metadata
@@ -128,6 +129,19 @@ def _preprocessed(src: Path, tmp: Path) -> Path:
     except Exception as err:  # pre-processing is an optimisation, not a requirement
         log.warning("quant_pre_process failed on %s (%s); quantizing the original graph", src, err)
         return src
+
+
+def _simplified(src: Path, tmp: Path) -> tuple[Path, Simplified]:
+    """``simplify``'s exact rewrites of the FP32 graph (the input itself when none applies)."""
+    import onnx
+
+    model = onnx.load(str(src))
+    done = simplify(model)
+    if done == Simplified():
+        return src, done
+    out = tmp / "simplified.onnx"
+    onnx.save_model(model, str(out))
+    return out, done
 
 
 def _has_conv(path: Path) -> bool:
@@ -289,6 +303,9 @@ def quantize_once(
                     if cal.skipped:
                         notes.append(f"calibration: {len(cal.skipped)} unreadable file(s) skipped ({cal.describe()})")
                         info["calibration_skipped"] = len(cal.skipped)
+                    if config.simplify:
+                        base, simplified = _simplified(base, tmp)
+                        info["simplified"] = simplified.to_dict()
                     input_name = _input_name(base)
                     graph = quantized_graph = onnx.load(str(base), load_external_data=False).graph
                     stem = stem_nodes(graph) if config.float_stem else []
