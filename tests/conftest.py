@@ -162,6 +162,33 @@ def make_tiny_onnx(
     return save_model(model, path)
 
 
+def make_exacting_onnx(path: Path, *, size: int, labels: tuple[str, ...], **preprocess: object) -> Path:
+    """``make_tiny_onnx`` whose preprocessing crops, filters bicubic, flips to BGR and normalises per channel
+    (plus ``preprocess``'s fields): an input made by any other path than the model's own shows."""
+    import dataclasses
+
+    import onnx
+
+    from edgecnn.runtime.metadata import ChannelOrder, CropMode, ModelMetadata, embed_metadata, props_of
+
+    make_tiny_onnx(path, size=size, labels=labels)
+    model = onnx.load(str(path))
+    meta = ModelMetadata.from_props(props_of(model))
+    exacting = {
+        "interpolation": "bicubic",
+        "crop_mode": CropMode.center,
+        "crop_pct": 0.875,
+        "channel_order": ChannelOrder.BGR,
+        "mean": (0.4, 0.45, 0.5),
+        "std": (0.2, 0.25, 0.3),
+    }
+    embed_metadata(
+        model, dataclasses.replace(meta, preprocess=dataclasses.replace(meta.preprocess, **exacting, **preprocess))
+    )
+    onnx.save_model(model, str(path))
+    return path
+
+
 def make_nan_onnx(path: Path, *, threshold: float = 0.2, size: int = 8, always: bool = False) -> Path:
     """A real 3-class grayscale model that answers NaN for dark images, data-dependently: a ``Sqrt`` of
     (mean pixel - ``threshold``) joins the logits, so every image whose mean (0..1) is below it gets NaN

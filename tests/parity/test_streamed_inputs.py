@@ -5,17 +5,15 @@ model before and while batches are asked for, and checks the answers equal the w
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from conftest import make_tiny_onnx
+from conftest import make_exacting_onnx
 
 from edgecnn.data import Dataset
-from edgecnn.runtime.metadata import ChannelOrder, CropMode, ModelMetadata, embed_metadata, props_of
+from edgecnn.runtime.metadata import ModelMetadata
 
 LIMIT = 150  # three parity batches of 64: 64, 64, 22
 
@@ -24,21 +22,7 @@ LIMIT = 150  # three parity batches of 64: 64, 64, 22
 def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny RGB model whose preprocessing crops, filters bicubic and flips to BGR: mnist5k's 28×28 grey
     digits must be fitted, not just scaled, so a batch made the wrong way shows."""
-    path = make_tiny_onnx(tmp_path_factory.mktemp("m") / "m.onnx", size=20, labels=tuple("0123456789"))
-    proto = onnx.load(str(path))
-    meta = ModelMetadata.from_props(props_of(proto))
-    pre = dataclasses.replace(
-        meta.preprocess,
-        interpolation="bicubic",
-        crop_mode=CropMode.center,
-        crop_pct=0.875,
-        channel_order=ChannelOrder.BGR,
-        mean=(0.4, 0.45, 0.5),
-        std=(0.2, 0.25, 0.3),
-    )
-    embed_metadata(proto, dataclasses.replace(meta, preprocess=pre))
-    onnx.save_model(proto, str(path))
-    return path
+    return make_exacting_onnx(tmp_path_factory.mktemp("m") / "m.onnx", size=20, labels=tuple("0123456789"))
 
 
 @pytest.fixture

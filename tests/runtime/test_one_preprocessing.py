@@ -10,38 +10,19 @@ opt-in fast decode.
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from conftest import make_tiny_onnx
+from conftest import make_exacting_onnx
 from pretrained import real_photos
 
 from edgecnn.runtime.classifier import Classifier
-from edgecnn.runtime.metadata import ChannelOrder, CropMode, embed_metadata, props_of
-from edgecnn.runtime.metadata import ModelMetadata as Meta
 
 
 def _model(tmp: Path, size: int, fast: bool) -> Path:
-    path = make_tiny_onnx(tmp / "m.onnx", size=size, labels=("a", "b"))
-    model = onnx.load(str(path))
-    meta = Meta.from_props(props_of(model))
-    pre = dataclasses.replace(
-        meta.preprocess,
-        interpolation="bicubic",
-        crop_mode=CropMode.center,
-        crop_pct=0.875,
-        channel_order=ChannelOrder.BGR,
-        mean=(0.4, 0.45, 0.5),
-        std=(0.2, 0.25, 0.3),
-        fast_decode=fast,
-    )
-    embed_metadata(model, dataclasses.replace(meta, preprocess=pre))
-    onnx.save_model(model, str(path))
-    return path
+    return make_exacting_onnx(tmp / "m.onnx", size=size, labels=("a", "b"), fast_decode=fast)
 
 
 @pytest.fixture(scope="module")
