@@ -69,7 +69,7 @@ class QuantizeConfig:
     # roles of the network to keep in float (edgecnn.quantize.anatomy.ROLE_ORDER): "hard-swish", "SiLU", ...
     float_roles: tuple[str, ...] = ()
     preprocess: bool = True  # ORT's quant_pre_process: shape inference + graph optimisation first
-    # exact FP32 rewrites first (input normalisation folded into the stem, shape round trips dropped): simplify.py
+    # exact FP32 rewrites first (input normalisation folded into the stem, shape round trips dropped): rewrites.py
     simplify: bool = True
     seed: int = 0  # class-balanced calibration sampling
 

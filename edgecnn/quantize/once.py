@@ -38,7 +38,7 @@ from edgecnn.quantize.head import (
     plan_float_head,
     restore_output_types,
 )
-from edgecnn.quantize.simplify import Simplified, simplify
+from edgecnn.quantize.rewrites import Simplified, simplify
 from edgecnn.quantize.stem import stem_nodes
 from edgecnn.runtime.classifier import read_metadata
 from edgecnn.runtime.metadata import ModelMetadata, embed_metadata

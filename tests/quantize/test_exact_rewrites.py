@@ -9,7 +9,7 @@ import onnxruntime as ort
 from _onnx import build_model, tensor, value
 from onnx import helper
 
-from edgecnn.quantize.simplify import drop_shape_round_trips, fold_input_affine, simplify
+from edgecnn.quantize.rewrites import drop_shape_round_trips, fold_input_affine, simplify
 
 
 def _run(model: object, x: np.ndarray) -> np.ndarray:
