@@ -58,6 +58,7 @@ def ray_cluster() -> Iterator[RayCluster]:
         "RAY_AUTH_MODE": "token",
         "RAY_AUTH_TOKEN": secrets.token_hex(32),
         "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_worker_niceness": "0",  # Ray's default 15: beside the suite's other workers, its jobs wait minutes
         LOOPBACK_SWITCH: "0",  # read when ray is imported: loopback addresses stay loopback
     }
     saved = {k: os.environ.get(k) for k in env}

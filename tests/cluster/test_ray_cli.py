@@ -68,3 +68,23 @@ def test_ray_auto_starts_a_local_cluster_with_token_auth(tiny_onnx: Path, tmp_pa
     assert out.read_text().count("\n") == 6
     assert "local (started for this run)" in rc.stdout
     assert (tmp_path / "home" / ".ray" / "auth_token").is_file()  # token auth was on
+
+
+@pytest.mark.needs_ray
+@pytest.mark.slow
+def test_a_cluster_started_for_the_run_runs_its_workers_at_the_drivers_priority(tmp_path: Path) -> None:
+    """Ray's default worker nice 15 lets any busy process on the machine starve a local run's inference."""
+    import os
+
+    code = (
+        "import os\nfrom edgecnn.cluster.connect import ray_session\n"
+        "with ray_session('auto'):\n"
+        "    import ray\n"
+        "    print('worker nice', ray.get(ray.remote(lambda: os.nice(0)).remote()), 'driver nice', os.nice(0))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(HOME=str(tmp_path / "home"), PYTHONPATH=str(REPO), RAY_USAGE_STATS_ENABLED="0")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, env=env)
+    assert out.returncode == 0, out.stderr
+    words = out.stdout.split()
+    assert words[words.index("worker") + 2] == words[words.index("driver") + 2], out.stdout
