@@ -127,3 +127,45 @@ def test_advice_names_the_opset_that_converts_an_op() -> None:
     assert "BitwiseAnd ×1 in layer 'mask'" in message
     assert "BitwiseAnd: tf2onnx converts it from opset 18: export with --opset 18" in message
     assert "StatefulPartitionedCall: a TensorFlow function call that was not inlined" in message
+
+
+def test_tf2onnx_runs_without_its_per_pass_copies_and_with_them_when_that_raises(monkeypatch) -> None:
+    """tf2onnx deep-copies the graph before each optimizer pass unless TF2ONNX_CATCH_ERRORS is set (a quarter
+    of a big net's conversion); edgecnn sets it, and converts once more without it only when that raises."""
+    import os
+
+    from edgecnn.export.convert import CATCH_ERRORS, _tf2onnx_without_copies
+
+    seen: list[str | None] = []
+
+    def converts(value: int, *, fail_first: bool) -> int:
+        seen.append(os.environ.get(CATCH_ERRORS))
+        if fail_first and len(seen) == 1:
+            raise ValueError("an optimizer pass raised")
+        return value
+
+    monkeypatch.setenv(CATCH_ERRORS, "the user's")
+    assert _tf2onnx_without_copies(converts, 7, fail_first=False) == 7
+    assert seen == ["FALSE"]
+    seen.clear()
+    assert _tf2onnx_without_copies(converts, 8, fail_first=True) == 8
+    assert seen == ["FALSE", None]  # the retry: tf2onnx's default, a failing pass skipped
+    assert os.environ[CATCH_ERRORS] == "the user's"  # restored either way
+    monkeypatch.delenv(CATCH_ERRORS)
+    with pytest.raises(ValueError):
+        _tf2onnx_without_copies(lambda: (_ for _ in ()).throw(ValueError("always")))
+    assert CATCH_ERRORS not in os.environ
+
+
+def test_the_switch_is_the_one_tf2onnx_reads() -> None:
+    import importlib.util
+
+    from edgecnn.export.convert import CATCH_ERRORS
+
+    spec = importlib.util.find_spec("tf2onnx")
+    if spec is None or spec.origin is None:
+        pytest.skip("tf2onnx is not installed")
+    source = (Path(spec.origin).parent / "convert.py").read_text(encoding="utf-8")
+    constants = (Path(spec.origin).parent / "constants.py").read_text(encoding="utf-8")
+    assert f'ENV_TF2ONNX_CATCH_ERRORS = "{CATCH_ERRORS}"' in constants
+    assert "if constants.ENV_TF2ONNX_CATCH_ERRORS in os.environ:" in source
