@@ -232,8 +232,8 @@ def convert(model: Any, opset: int, *, name: str | None = None) -> Converted:
             log.info("export strategy %s failed: %s", strategy_name, err)
             continue
         finally:
-            # tf2onnx's graph is a web of cycles (nodes ↔ graph) holding a copy of every weight per optimizer
-            # pass (upb arenas): ~1 GB per 100 MB of weights, freed only by a full collection
+            # tf2onnx's graph is a web of cycles (nodes ↔ graph) holding its weights in upb arenas (with its
+            # per-pass copies, a retry's: ~1 GB per 100 MB of weights), freed only by a full collection
             gc.collect()
         if failures:
             log.info("%s: converted by %s after %d failed strategies", name, strategy_name, len(failures))
