@@ -1,6 +1,6 @@
 """Exact FP32 graph rewrites made before INT8 quantization, where onnxruntime would run the exported graph slowly.
 
-Measured on EfficientNetB0 at 224×224 (benchmarks/results/silu28.md): the Keras input normalisation
+Measured on EfficientNetB0 at 224×224 (``benchmarks/README.md``, "Issue #28"): the Keras input normalisation
 (``Rescaling`` + ``Normalization``: a Mul, an Add and a Mul broadcast over the last axis of the NHWC input)
 took ~11% of the INT8 inference in onnxruntime — its broadcast over a 3-wide innermost axis runs element by
 element — and the squeeze-excite branches' ``Squeeze``/``Reshape`` round trips (tf2onnx's rendering of
