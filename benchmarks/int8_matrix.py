@@ -13,7 +13,12 @@ the same Keras model — all calibrated on the same tensors, measured interleave
 ``--models`` also takes keras.applications nets outside the zoo (``EXTRA``: EfficientNetB3, EfficientNetV2B0),
 built as the zoo builds its applications (base + softmax head), random init, speed only. ``--speed-only``
 skips training and the accuracy table for every application row (random init: speed does not depend on
-the weights). ``--merge`` updates the rows it measured in an existing ``int8_matrix.json`` and keeps the
+the weights); ``NAME:random`` does so for one row (``NAME (random init)``), so that a trained net and its
+random-init twin are measured in the same run:
+
+    python benchmarks/int8_matrix.py --models mobilenetv2,efficientnetb0,efficientnetb0:random --duration 8
+
+``--merge`` updates the rows it measured in an existing ``int8_matrix.json`` and keeps the
 others, each row saying which run measured it.
 
 Weights and accuracy: the course nets train one epoch as in zoo_matrix.py; the keras.applications nets
@@ -112,17 +117,27 @@ def tuned_settings(int8: Path, cores: int, mode: str) -> Any:
     return result.tuning.latency if mode == "latency" else result.tuning.throughput
 
 
-def measure(name: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+def row_key(spec: str) -> tuple[str, bool, str]:
+    """``--models`` entry -> (net, random init, the row's name): ``efficientnetb0:random`` is a speed-only row."""
+    name, _, variant = spec.partition(":")
+    if variant not in ("", "random"):
+        raise SystemExit(f"--models: {spec!r}: the only variant is NAME:random")
+    return name, variant == "random", f"{name} (random init)" if variant else name
+
+
+def measure(spec: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from edgecnn.bench import Baseline, BenchConfig, run_benchmark
     from edgecnn.bench.ops import count_macs
     from edgecnn.runtime.classifier import read_metadata
     from edgecnn.runtime.engine import EngineSettings
 
+    name, random_init, _ = row_key(spec)
     entry: dict[str, Any] = {"application": is_application(name)}
     acc_report: Any = None
-    if entry["application"] and (args.speed_only or name in EXTRA):
+    if entry["application"] and (args.speed_only or name in EXTRA or random_init):
         keras_path, data = random_application(name, work, args.size), "mnist5k"
-        fp32, speed_report = int8_of(keras_path, work, f"{name}-{args.size}", data, False, args.calib_samples)
+        tag = f"{name}-{args.size}-random"
+        fp32, speed_report = int8_of(keras_path, work, tag, data, False, args.calib_samples)
         entry["input"] = args.size
         entry["accuracy_at"] = None
     elif entry["application"]:
@@ -155,26 +170,42 @@ def measure(name: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
             engines=engines,
             warmup=3,
             duration_s=args.duration,
-            block=5,
+            # batch 1: blocks of >= 5 calls; batch 32 (~0.3 s a call here): one call, so that the runners
+            # alternate every ~0.3 s — blocks of 5 left one block per runner at --duration 1, and this host's
+            # speed drifts by 10-40% within a minute (same settings measured 100-155 images/s in one tune)
+            block=5 if batch == 1 else 1,
             block_s=0.3,
             keras_model=str(keras_path),
             calibration=data,
             baselines=(Baseline.ort_int8, Baseline.tflite),
             tuned=False,
         )
-        res = run_benchmark([int8], cfg).to_dict()
-        rows = res["steady_state"]
-        ours = [r for r in rows if r["name"].startswith(int8.name)]
-        by_name = {r["name"]: r for r in rows}
-        entry[label] = {
-            "default": _row(ours[0]),
-            "tuned": _row(ours[-1]),
-            "tuned_settings": tuned.describe(),
-            PLAIN: _row(by_name[PLAIN]),
-            TFLITE: _row(by_name[TFLITE]) if TFLITE in by_name else None,
-        }
+        repeats = []
+        for _ in range(args.repeat):  # the same runners again: how far one run's ratios are from the next's
+            res = run_benchmark([int8], cfg).to_dict()
+            rows = res["steady_state"]
+            ours = [r for r in rows if r["name"].startswith(int8.name)]
+            by_name = {r["name"]: r for r in rows}
+            repeats.append(
+                {
+                    "default": _row(ours[0]),
+                    "tuned": _row(ours[-1]),
+                    "tuned_settings": tuned.describe(),
+                    PLAIN: _row(by_name[PLAIN]),
+                    TFLITE: _row(by_name[TFLITE]) if TFLITE in by_name else None,
+                }
+            )
+            print(f"   {label}: {_summary(repeats[-1], batch)}", file=sys.stderr, flush=True)
+        entry[label] = repeats[0]  # the row is the first measurement; the others only give its spread
+        if len(repeats) > 1:
+            entry[label]["repeats"] = [
+                {
+                    "tuned_vs_tflite_int8": ratio(r["tuned"], r[TFLITE], batch),
+                    "tuned_vs_plain": ratio(r["tuned"], r[PLAIN], batch),
+                }
+                for r in repeats
+            ]
         entry["_env"] = res["environment"]
-        print(f"   {label}: {_summary(entry[label], batch)}", file=sys.stderr, flush=True)
     return entry
 
 
@@ -228,6 +259,7 @@ def main() -> None:
         help="with --speed-only: calibration samples (default: quantize's; fewer: less memory)",
     )
     parser.add_argument("--merge", action="store_true", help="update these rows in --out's JSON, keep the others")
+    parser.add_argument("--repeat", type=int, default=1, help="measure each setting N times (the spread of the ratios)")
     args = parser.parse_args()
     if args.render:
         from edgecnn._fs import write_text_atomic
@@ -242,9 +274,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="edgecnn-int8-"))
     partial = args.out / ".int8_matrix.partial.json"
     try:
-        for name in args.models.split(","):
-            print(f"== {name}", file=sys.stderr, flush=True)
-            results[name] = measure(name, args, work)
+        for spec in args.models.split(","):
+            print(f"== {spec}", file=sys.stderr, flush=True)
+            results[row_key(spec)[2]] = measure(spec, args, work)
             partial.parent.mkdir(parents=True, exist_ok=True)
             partial.write_text(json.dumps({"peaks": peaks, "results": results}, default=str))
     finally:
@@ -320,6 +352,12 @@ def _x(v: float | None) -> str:
     return "—" if v is None else f"**{v:.2f}×**" if v < 1.0 else f"{v:.2f}×"
 
 
+def _spread(setting: dict[str, Any]) -> str:
+    """`` (repeats 0.95–1.04×)`` when the setting was measured more than once (``--repeat``)."""
+    got = [r["tuned_vs_tflite_int8"] for r in setting.get("repeats", []) if r["tuned_vs_tflite_int8"] is not None]
+    return f" (repeats {min(got):.2f}–{max(got):.2f}×)" if len(got) > 1 else ""
+
+
 def _commands(payload: dict[str, Any]) -> str:
     runs = payload.get("runs")
     if not runs:
@@ -371,7 +409,7 @@ def render(payload: dict[str, Any], args: argparse.Namespace) -> str:
             size = f"{e['input']}²" if e["application"] else ""
             lines.append(
                 f"| {m} | {size} | {e['macs'] / 1e6:,.1f} | " + " | ".join(cells) + f" | {_x(r['default_vs_plain'])} | "
-                f"{_x(r['tuned_vs_plain'])} | {_x(r['tuned_vs_tflite_int8'])} | {' | '.join(pct)} | "
+                f"{_x(r['tuned_vs_plain'])} | {_x(r['tuned_vs_tflite_int8'])}{_spread(s)} | {' | '.join(pct)} | "
                 f"{s['tuned_settings']} |"
             )
         lines.append("")
