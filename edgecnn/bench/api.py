@@ -29,6 +29,8 @@ from edgecnn.runtime.session import session_options, vet_model
 from edgecnn.runtime.tuning import load_tuning
 
 log = logging.getLogger(__name__)
+
+MIN_ROUNDS = 4  # with --duration: interleaved runners alternate at least this often (see _measure)
 INT8_OPS = ("QLinearConv", "QuantizeLinear", "DequantizeLinear", "ConvInteger", "QGemm", "MatMulInteger")
 
 
@@ -347,7 +349,9 @@ def _measure(
 ) -> None:
     """Warm up each runner, then time them in interleaved blocks until each has its iterations/duration.
 
-    Each block runs at least ``block`` calls and ``block_s`` seconds, then pauses ``settle_s``: thread pools
+    Each block runs at least ``block`` calls and ``block_s`` seconds (with a duration, at most
+    ``duration_s / MIN_ROUNDS`` unless ``block_s`` is longer, so that slow calls still alternate), then pauses
+    ``settle_s``: thread pools
     spin for tens of milliseconds after a call (onnxruntime's ~40 ms measured), which would steal the cores
     of the next runner. Forcing pools to stop after every call instead (``session.force_spinning_stop``)
     makes each call wake its threads: 2-thread mnist-mlp INT8 at batch 32 then costs 38 µs, not 23.
@@ -363,6 +367,9 @@ def _measure(
             warm[i].append(clock() - t)
     budget = config.duration_s * len(runners)
     interleaved = len(runners) > 1
+    # with a duration, no block may take more than its share of MIN_ROUNDS rounds: 20 calls of a 0.3-s batch
+    # made one 6-s block per runner, timed minutes apart on a machine whose speed drifts (issue #28)
+    cap = config.duration_s / MIN_ROUNDS if config.iterations is None else float("inf")
     measured = 0.0  # seconds spent timing, settle pauses excluded
     while True:
         for i, r in enumerate(runners):
@@ -377,7 +384,10 @@ def _measure(
                 r()
                 times[i].append(clock() - t)
                 n += 1
-                if n >= wanted and (not interleaved or clock() - started >= config.block_s):
+                elapsed = clock() - started
+                if n >= wanted and (not interleaved or elapsed >= config.block_s):
+                    break
+                if interleaved and elapsed >= max(cap, config.block_s):
                     break
                 if config.iterations is not None and len(times[i]) >= config.iterations:
                     break

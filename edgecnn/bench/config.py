@@ -37,6 +37,8 @@ class BenchConfig:
     duration_s: float = 2.0
     block: int = 20  # at least this many iterations per round-robin block when several runners are interleaved
     block_s: float = 0.1  # … and at least this many seconds: a block long enough to run as an app would
+    # … but with --duration a block ends after duration_s / MIN_ROUNDS (one call at least): slow calls still
+    # alternate, so that a drift of the machine's speed lands on every runner alike
     settle_s: float = 0.05  # pause after each block so idle thread pools stop spinning before the next runner
     scenario: Scenario = Scenario.single_stream
     allow_fallback: bool = False

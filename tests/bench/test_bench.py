@@ -132,10 +132,13 @@ def _blocks_on_a_fake_clock(**config: float) -> tuple[list[tuple[str, int, float
 
 @pytest.mark.parametrize(
     ("block", "calls", "rounds"),
-    [(5, 8, 5), (12, 12, 4)],  # block_s (2 s = 8 calls) decides, or the call count does (12 calls = 3 s)
+    # block_s (2 s = 8 calls) decides, or the call count does (9 calls = 2.25 s), or — 12 calls = 3 s would be
+    # more than a quarter of the 10-s duration — the cap does: 2.5 s = 10 calls, so runners still alternate
+    [(5, 8, 5), (9, 9, 5), (12, 10, 4)],
 )
 def test_interleaved_schedule_on_a_fake_clock_is_exact(block: int, calls: int, rounds: int) -> None:
-    """Calls cost 0.25 s; each block runs >= ``block`` calls and >= 2 s, then settles 3 s; until 2 × 10 s measured."""
+    """Calls cost 0.25 s; each block runs >= ``block`` calls and >= 2 s but <= 10 s / 4, then settles 3 s; until
+    2 × 10 s measured."""
     blocks, rows = _blocks_on_a_fake_clock(warmup=2, duration_s=10.0, block=block, block_s=2.0, settle_s=3.0)
     warm, blocks = blocks[:2], blocks[2:]
     assert [(b[0], b[1]) for b in warm] == [("a", 2), ("b", 2)]  # warm-up first, each runner on its own
@@ -146,6 +149,14 @@ def test_interleaved_schedule_on_a_fake_clock_is_exact(block: int, calls: int, r
     assert [nxt[2] - cur[3] for cur, nxt in itertools.pairwise(blocks)] == [3.0 + 0.25] * (2 * rounds - 1)
     assert [(r["name"], r["n"], r["warmup"]["n"]) for r in rows] == [("a", calls * rounds, 2), ("b", calls * rounds, 2)]
     assert rows[0]["p50_ms"] == rows[1]["p50_ms"] == pytest.approx(250.0)
+
+
+def test_slow_calls_alternate_call_by_call_within_a_short_duration() -> None:
+    """A 0.25-s call with the CLI's defaults (blocks of 20 calls) and a 1-s duration: one call per block, five
+    rounds (every runner >= 5 calls), instead of one 5-s block per runner timed apart."""
+    blocks, rows = _blocks_on_a_fake_clock(warmup=0, duration_s=1.0, block=20, block_s=0.1, settle_s=0.05)
+    assert [(b[0], b[1]) for b in blocks] == [("a", 1), ("b", 1)] * 5
+    assert [r["n"] for r in rows] == [5, 5]
 
 
 def test_iterations_cap_the_last_block_on_a_fake_clock() -> None:
