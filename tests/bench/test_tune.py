@@ -53,7 +53,7 @@ def test_candidates_that_change_answers_are_never_picked(model: Path) -> None:
     assert result.sidecar is None and not tuning_path(model).exists()
     assert not any(m["answers_agree"] for m in result.measurements)
     assert result.tuning.latency == EngineSettings(threads=None)  # the defaults stay
-    assert result.tuning.throughput.streams == 1
+    assert result.tuning.throughput == EngineSettings.throughput(physical_cores())  # Classifier's untuned default
 
 
 def test_tune_config_validates() -> None:
