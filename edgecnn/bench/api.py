@@ -350,11 +350,11 @@ def _measure(
     """Warm up each runner, then time them in interleaved blocks until each has its iterations/duration.
 
     Each block runs at least ``block`` calls and ``block_s`` seconds (with a duration, at most
-    ``duration_s / MIN_ROUNDS`` unless ``block_s`` is longer, so that slow calls still alternate), then pauses
-    ``settle_s``: thread pools
-    spin for tens of milliseconds after a call (onnxruntime's ~40 ms measured), which would steal the cores
-    of the next runner. Forcing pools to stop after every call instead (``session.force_spinning_stop``)
-    makes each call wake its threads: 2-thread mnist-mlp INT8 at batch 32 then costs 38 µs, not 23.
+    ``duration_s / MIN_ROUNDS`` unless ``block_s`` is longer, so that slow calls still alternate), then
+    pauses ``settle_s``: thread pools spin for tens of milliseconds after a call (onnxruntime's ~40 ms
+    measured), which would steal the cores of the next runner. Forcing pools to stop after every call
+    instead (``session.force_spinning_stop``) makes each call wake its threads: 2-thread mnist-mlp INT8 at
+    batch 32 then costs 38 µs, not 23.
     ``clock`` and ``sleep`` are injectable so that tests can drive the schedule deterministically.
     """
     times: dict[int, list[float]] = {i: [] for i in range(len(runners))}
@@ -368,7 +368,7 @@ def _measure(
     budget = config.duration_s * len(runners)
     interleaved = len(runners) > 1
     # with a duration, no block may take more than its share of MIN_ROUNDS rounds: 20 calls of a 0.3-s batch
-    # made one 6-s block per runner, timed minutes apart on a machine whose speed drifts (issue #28)
+    # made one 6-s block per runner, timed seconds apart on a machine whose speed drifts (issue #28)
     cap = config.duration_s / MIN_ROUNDS if config.iterations is None else float("inf")
     measured = 0.0  # seconds spent timing, settle pauses excluded
     while True:

@@ -137,8 +137,8 @@ def _default(mode: str, cores: int) -> EngineSettings:
 
     Throughput starts from one single-threaded stream per core (``Classifier(mode="throughput")``'s untuned
     default), not one session on every core: a sidecar holding the latter would make throughput mode *slower*
-    than untuned whenever streams win by less than ``min_gain`` (EfficientNetB0 INT8 at batch 32, 2 cores:
-    2 × 1 measured 3–6% faster than 1 × 2 in paired runs, and `tune` kept 1 × 2)."""
+    than untuned whenever streams win by less than ``min_gain`` (EfficientNetB0 INT8 at batch 32 on 2 cores:
+    2 × 1 ran 4–10% faster than 1 × 2, and `tune` kept 1 × 2; benchmarks/README.md, "Issue #28")."""
     if mode == "throughput":
         return EngineSettings.throughput(cores)
     return EngineSettings(threads=1 if cores == 1 else None)
