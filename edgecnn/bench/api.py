@@ -369,7 +369,7 @@ def _measure(
     interleaved = len(runners) > 1
     # with a duration, no block may take more than its share of MIN_ROUNDS rounds: 20 calls of a 0.3-s batch
     # made one 6-s block per runner, timed seconds apart on a machine whose speed drifts (issue #28)
-    cap = config.duration_s / MIN_ROUNDS if config.iterations is None else float("inf")
+    longest = max(config.block_s, config.duration_s / MIN_ROUNDS) if config.iterations is None else float("inf")
     measured = 0.0  # seconds spent timing, settle pauses excluded
     while True:
         for i, r in enumerate(runners):
@@ -387,7 +387,7 @@ def _measure(
                 elapsed = clock() - started
                 if n >= wanted and (not interleaved or elapsed >= config.block_s):
                     break
-                if interleaved and elapsed >= max(cap, config.block_s):
+                if interleaved and elapsed >= longest:
                     break
                 if config.iterations is not None and len(times[i]) >= config.iterations:
                     break
